@@ -1,0 +1,41 @@
+"""Load demo data for a newcomer's machine. Idempotent: running it again adds nothing twice."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+# Each app contributes one seeder: a function taking (stdout, style) that is safe to run repeatedly.
+SEEDERS = [
+    "orders.demo.seed",
+]
+
+
+class Command(BaseCommand):
+    help = "Load idempotent demo data (customers, products, orders, ...) and ensure a staff login exists."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--staff-user", default="admin", help="Username of the staff login to ensure.")
+        parser.add_argument("--no-staff", action="store_true", help="Do not create a staff login.")
+
+    def handle(self, *args, staff_user, no_staff, **options):
+        for dotted in SEEDERS:
+            with transaction.atomic():
+                import_string(dotted)(stdout=self.stdout, style=self.style)
+        if not no_staff:
+            self._ensure_staff(staff_user)
+
+    def _ensure_staff(self, username: str) -> None:
+        User = get_user_model()
+        if User.objects.filter(username=username).exists():
+            self.stdout.write(
+                f"Staff login '{username}' already exists; its password is unchanged "
+                f"(set a new one with: manage.py changepassword {username})."
+            )
+            return
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email="", password=password)
+        self.stdout.write(self.style.SUCCESS("Created staff login (shown once, not stored anywhere readable):"))
+        self.stdout.write(f"    username: {username}\n    password: {password}")
