@@ -1,0 +1,239 @@
+"""The one interface every provider implements (DESIGN.md rule 9, STYLE.md "Connectors").
+
+A provider is a stateless class: identity, category, auth kind, capabilities, config schema, resources, and
+hooks that fetch, transform and (later) verify webhooks. An integration is a database row; the engine turns
+it into a `Connection` (decrypted credentials, validated config, allowed base URL) before calling a hook, so
+providers never import models. Nothing outside `integrations/providers/` names a provider: code asks for a
+capability or a resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from integrations.http import ProviderHttpClient
+    from integrations.records import Record
+
+
+class Category(StrEnum):
+    ACCOUNTING = "accounting"
+    ECOMMERCE = "ecommerce"
+    EMAIL_MARKETING = "email_marketing"
+    PAYMENTS = "payments"
+    SHIPPING = "shipping"
+    CALENDAR = "calendar"
+
+
+class AuthKind(StrEnum):
+    API_KEY = "api_key"
+    ACCESS_TOKEN = "access_token"  # a static token, or one obtained with a client-credentials grant
+    OAUTH2 = "oauth2"
+    BASIC = "basic"
+    NONE = "none"
+
+
+class Capability(StrEnum):
+    PULL_CUSTOMERS = "pull_customers"
+    PULL_PRODUCTS = "pull_products"
+    PULL_INVENTORY = "pull_inventory"
+    PULL_ORDERS = "pull_orders"
+    PULL_PAYMENTS = "pull_payments"
+    PUSH_CUSTOMERS = "push_customers"
+    PUSH_ORDERS = "push_orders"
+    PUSH_INVOICES = "push_invoices"
+    WEBHOOKS = "webhooks"
+    LIVE_CHECK = "live_check"
+    TOKEN_REFRESH = "token_refresh"
+
+
+class Direction(StrEnum):
+    PULL = "pull"
+    PUSH = "push"
+    BOTH = "both"
+
+
+class CursorStyle(StrEnum):
+    UPDATED_AT = "updated_at"  # incremental by the source's "updated since" filter (with a lookback window)
+    CREATED = "created"  # only new objects are listable by time; changes come from an events feed
+    EVENTS = "events"  # an events/CDC feed
+    FULL = "full"  # no incremental filter: every run reads everything
+
+
+class RecordKind(StrEnum):
+    """What local data a resource writes; the engine picks its writer by this, never by provider."""
+
+    CUSTOMER = "customer"
+    PRODUCT = "product"
+    INVENTORY = "inventory"
+    ORDER = "order"
+    PAYMENT = "payment"
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str  # "orders", "customers", ...: unique within a provider, used in the API and cursors
+    kind: RecordKind
+    direction: Direction = Direction.PULL
+    cursor_style: CursorStyle = CursorStyle.UPDATED_AT
+    lookback: timedelta = timedelta(minutes=5)  # re-read this margin before the cursor: same-timestamp safety
+    depends_on: tuple[str, ...] = ()  # resources synced earlier in a run (customers before orders)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The provider's documented limit, enforced client-side across all workers (in Redis when configured)."""
+
+    requests: int
+    per_seconds: float
+    burst: int | None = None
+
+
+@dataclass
+class Connection:
+    """Everything a hook may know about one integration. Built by the engine; never a model instance.
+
+    `save_credentials` persists refreshed tokens (encrypted, in the same transaction as any replaced refresh
+    token); providers call it from `refresh_credentials` instead of touching the database.
+    """
+
+    integration_id: str
+    base_url: str
+    config: dict[str, Any]
+    credentials: dict[str, Any]
+    rate_limit_key: str
+    save_credentials: Callable[[dict[str, Any]], None] = field(default=lambda creds: None, repr=False)
+    rate_limiting: bool = True
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"Connection(integration_id={self.integration_id!r}, base_url={self.base_url!r})"
+
+
+@dataclass
+class Page:
+    """One page of raw provider records plus the cursor to resume after it.
+
+    `cursor` is an opaque JSON-serialisable dict saved after the page is written; `done` is True on the last
+    page. `high_watermark` is the greatest source-updated time seen, for the next incremental run.
+    """
+
+    records: list[dict[str, Any]]
+    cursor: dict[str, Any]
+    done: bool
+    high_watermark: datetime | None = None
+
+
+class Provider:
+    """Base class. Subclasses set the class attributes and implement the hooks their capabilities need."""
+
+    key: ClassVar[str]
+    name: ClassVar[str]
+    category: ClassVar[Category]
+    auth_kind: ClassVar[AuthKind]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    default_base_url: ClassVar[str] = ""  # may contain {placeholders} filled from config (e.g. {shop})
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}, "additionalProperties": False}
+    credentials_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
+    resources: ClassVar[tuple[Resource, ...]] = ()
+    rate_limit: ClassVar[RateLimit | None] = None
+    docs_url: ClassVar[str] = ""
+
+    # --- identity helpers ------------------------------------------------------------------------------------
+    @classmethod
+    def resource(cls, name: str) -> Resource:
+        for resource in cls.resources:
+            if resource.name == name:
+                return resource
+        raise KeyError(name)
+
+    @classmethod
+    def has(cls, capability: Capability) -> bool:
+        return capability in cls.capabilities
+
+    def base_url(self, config: dict[str, Any]) -> str:
+        """The API root for this integration: `config["base_url"]` when set (checked against the host
+        allow-list by the engine), else `default_base_url` formatted with the config."""
+        return (config.get("base_url") or self.default_base_url.format(**config)).rstrip("/")
+
+    # --- hooks ------------------------------------------------------------------------------------------------
+    def client(self, connection: Connection) -> ProviderHttpClient:
+        """Return the shared HTTP client set up for this provider's auth headers, rate limit and quirks.
+
+        Receives the connection; returns a `ProviderHttpClient`; raises nothing (no I/O here).
+        """
+        raise NotImplementedError
+
+    def fetch_page(
+        self, connection: Connection, resource: str, *, cursor: dict[str, Any], since: datetime | None
+    ) -> Page:
+        """Fetch one page of `resource`.
+
+        `cursor` is the dict saved after the previous page of this run (empty on the first page); `since` is the
+        incremental lower bound (the previous run's high watermark minus the resource's lookback; None for a
+        full sync). Returns a `Page`. Raises `TransientError`/`RateLimitedError` (retry later), `AuthError`
+        (credentials rejected after a refresh), `PermanentError`.
+        """
+        raise NotImplementedError
+
+    def transform(self, resource: str, raw: dict[str, Any], connection: Connection) -> list[Record]:
+        """Translate one raw record into canonical records (a product with variants gives one per SKU).
+
+        Returns a list (possibly empty for records we deliberately skip). Raises `BadRecordError` for a record
+        that cannot be understood; the engine records it and goes on.
+        """
+        raise NotImplementedError
+
+    def external_id(self, resource: str, raw: dict[str, Any]) -> str:
+        """The provider's stable id for a raw record (used to record failures before transform succeeds)."""
+        return str(raw.get("id", ""))
+
+    def check_connection(self, connection: Connection) -> None:
+        """A cheap authenticated call proving the credentials work. Raises a `ProviderError` if not."""
+        raise NotImplementedError
+
+    def refresh_credentials(self, connection: Connection) -> dict[str, Any] | None:
+        """Obtain fresh credentials (client-credentials grant, OAuth refresh). Called once on a 401 and before
+        a known expiry, under a per-integration lock. Returns the new credentials (also passed to
+        `connection.save_credentials`), or None when this auth kind cannot refresh. Raises `AuthError` when
+        the grant is refused (e.g. `invalid_grant`).
+        """
+        return None
+
+
+def validate_provider_class(provider: type[Provider]) -> None:
+    """Checks the registry runs on every provider: declared attributes exist and resources are consistent."""
+    for attr in ("key", "name", "category", "auth_kind"):
+        if not getattr(provider, attr, None):
+            raise TypeError(f"{provider.__name__} must set {attr}")
+    names = [resource.name for resource in provider.resources]
+    if len(names) != len(set(names)):
+        raise TypeError(f"{provider.__name__} declares a resource twice")
+    for resource in provider.resources:
+        unknown = set(resource.depends_on) - set(names)
+        if unknown:
+            raise TypeError(f"{provider.__name__}.{resource.name} depends on unknown resources {sorted(unknown)}")
+
+
+def ordered_resources(provider: type[Provider], wanted: Iterable[str] | None = None) -> list[Resource]:
+    """Resources in dependency order (customers before orders), optionally restricted to `wanted`."""
+    chosen = {r.name for r in provider.resources} if wanted is None else set(wanted)
+    ordered: list[Resource] = []
+    seen: set[str] = set()
+
+    def visit(resource: Resource) -> None:
+        if resource.name in seen:
+            return
+        seen.add(resource.name)
+        for dependency in resource.depends_on:
+            if dependency in chosen:
+                visit(provider.resource(dependency))
+        ordered.append(resource)
+
+    for resource in provider.resources:
+        if resource.name in chosen:
+            visit(resource)
+    return ordered
