@@ -99,6 +99,11 @@ class Connection:
 
     `save_credentials` persists refreshed tokens (encrypted, in the same transaction as any replaced refresh
     token); providers call it from `refresh_credentials` instead of touching the database.
+
+    `refresh` is what the HTTP layer calls once on a 401 (and before a known expiry): the engine sets it to a
+    function that takes a per-integration lock, re-reads the stored credentials (another worker may have
+    refreshed already), otherwise calls the provider's `refresh_credentials`, and returns the credentials to
+    use from now on (also updating `self.credentials`), or None when the credentials cannot be refreshed.
     """
 
     integration_id: str
@@ -107,6 +112,7 @@ class Connection:
     credentials: dict[str, Any]
     rate_limit_key: str
     save_credentials: Callable[[dict[str, Any]], None] = field(default=lambda creds: None, repr=False)
+    refresh: Callable[[], dict[str, Any] | None] = field(default=lambda: None, repr=False)
     rate_limiting: bool = True
 
     def __repr__(self) -> str:  # never print credentials
