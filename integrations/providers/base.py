@@ -9,7 +9,7 @@ capability or a resource.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -133,6 +133,38 @@ class Page:
     high_watermark: datetime | None = None
 
 
+@dataclass
+class InboundEvent:
+    """A webhook delivery after verification and parsing.
+
+    `event_id` is the provider's de-duplication id (Stripe event `id`, Shopify `X-Shopify-Webhook-Id`);
+    `group_id` an optional id shared by deliveries of one event fanned out to several topics (Shopify
+    `X-Shopify-Event-Id`); `occurred_at` when the provider says it happened (for staleness checks).
+    """
+
+    event_id: str
+    event_type: str
+    payload: Any
+    occurred_at: datetime | None = None
+    group_id: str = ""
+
+
+@dataclass
+class WebhookOutcome:
+    """What handling one event means for local data: canonical records to write for `resource` (through the
+    same writers the sync uses, so ordering and idempotency rules are identical), and/or `disconnect` when the
+    provider says the connection is gone (e.g. Shopify app/uninstalled)."""
+
+    resource: str = ""
+    records: list[Record] = field(default_factory=list)
+    disconnect: bool = False
+    note: str = ""
+
+
+class WebhookSignatureError(Exception):
+    """The delivery is not authentic (bad/missing signature, stale timestamp). The message is for logs only."""
+
+
 class Provider:
     """Base class. Subclasses set the class attributes and implement the hooks their capabilities need."""
 
@@ -200,6 +232,28 @@ class Provider:
     def check_connection(self, connection: Connection) -> None:
         """A cheap authenticated call proving the credentials work. Raises a `ProviderError` if not."""
         raise NotImplementedError
+
+    # --- webhooks (capability WEBHOOKS) ---------------------------------------------------------------------
+    webhook_content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+
+    def verify_webhook(self, *, headers: Mapping[str, str], body: bytes, secrets: list[str], now: datetime) -> None:
+        """Check the delivery's signature on the raw body bytes, in constant time, against each of `secrets`
+        (the current one first, then any previous one still inside its rotation window). `headers` is
+        case-insensitive. Returns None when authentic; raises `WebhookSignatureError` otherwise. Never called
+        without at least one secret: the receiver fails closed before that.
+        """
+        raise NotImplementedError
+
+    def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+        """Turn an authentic delivery into an `InboundEvent`. Raises `ValueError` when the body is not valid
+        JSON or lacks the id (the receiver stores it as failed, nothing is lost)."""
+        raise NotImplementedError
+
+    def webhook_handlers(self) -> dict[str, Callable[[InboundEvent, Connection], WebhookOutcome]]:
+        """The handler table: event type -> function. Types not in it are recorded as `ignored`. A handler
+        returns a `WebhookOutcome`; raises `BadRecordError` for a payload it cannot use, `ProviderError`
+        subclasses when it had to call the provider and that failed."""
+        return {}
 
     def refresh_credentials(self, connection: Connection) -> dict[str, Any] | None:
         """Obtain fresh credentials (client-credentials grant, OAuth refresh). Called once on a 401 and before
