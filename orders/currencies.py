@@ -50,6 +50,7 @@ def quantum(code: str) -> Decimal:
     return Decimal(1).scaleb(-minor_units(code))
 
 
-def fits_minor_units(amount: Decimal, code: str) -> bool:
+def fits_minor_units(amount: Decimal | int, code: str) -> bool:
     """True when `amount` has no more decimals than `code` allows (10.005 EUR does not fit)."""
+    amount = Decimal(amount)
     return amount == amount.quantize(quantum(code))

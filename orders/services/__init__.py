@@ -1,0 +1,38 @@
+"""Writes of the orders domain. Views, admin, tasks, commands and integrations call these, never `save()`."""
+
+from .customers import customer_create, customer_delete, customer_update
+from .numbers import order_number_format, order_numbers_allocate
+from .orders import (
+    ItemInput,
+    Totals,
+    order_create,
+    order_delete,
+    order_totals_compute,
+    order_totals_recalculate,
+    order_transition,
+    order_update,
+)
+from .products import product_create, product_delete, product_update
+from .stock import stock_adjust, stock_levels_set_bulk, stock_movements_record_bulk
+
+__all__ = [
+    "ItemInput",
+    "Totals",
+    "customer_create",
+    "customer_delete",
+    "customer_update",
+    "order_create",
+    "order_delete",
+    "order_number_format",
+    "order_numbers_allocate",
+    "order_totals_compute",
+    "order_totals_recalculate",
+    "order_transition",
+    "order_update",
+    "product_create",
+    "product_delete",
+    "product_update",
+    "stock_adjust",
+    "stock_levels_set_bulk",
+    "stock_movements_record_bulk",
+]
