@@ -204,5 +204,25 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # --- apikeys ------------------------------------------------------------------------------------------------------
 
 # --- integrations -------------------------------------------------------------------------------------------------
+# Fernet keys for secrets at rest, comma-separated, newest first (empty: one derived from SECRET_KEY, dev/test).
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+INTEGRATIONS_DEFAULT_SYNC_INTERVAL_MINUTES = env.int("INTEGRATIONS_DEFAULT_SYNC_INTERVAL_MINUTES", default=60)
+INTEGRATIONS_SCHEDULE_JITTER = env.float("INTEGRATIONS_SCHEDULE_JITTER", default=0.1)  # +- share of the interval
+INTEGRATIONS_DISPATCH_BATCH = env.int("INTEGRATIONS_DISPATCH_BATCH", default=200)
+INTEGRATIONS_BULK_SYNC_CONCURRENCY = env.int("INTEGRATIONS_BULK_SYNC_CONCURRENCY", default=4)
+INTEGRATIONS_SYNC_BATCH_SIZE = env.int("INTEGRATIONS_SYNC_BATCH_SIZE", default=1000)
+INTEGRATIONS_SYNC_MAX_ATTEMPTS = env.int("INTEGRATIONS_SYNC_MAX_ATTEMPTS", default=5)
+INTEGRATIONS_RETRY_BASE_SECONDS = env.int("INTEGRATIONS_RETRY_BASE_SECONDS", default=60)
+INTEGRATIONS_RETRY_MAX_SECONDS = env.int("INTEGRATIONS_RETRY_MAX_SECONDS", default=3600)
+INTEGRATIONS_STALE_RUN_MINUTES = env.int("INTEGRATIONS_STALE_RUN_MINUTES", default=20)
+INTEGRATIONS_RETENTION_DAYS = env.int("INTEGRATIONS_RETENTION_DAYS", default=90)
+INTEGRATIONS_ALERT_WEBHOOK_URL = env.str("INTEGRATIONS_ALERT_WEBHOOK_URL", default="")
+INTEGRATIONS_ALERT_WEBHOOK_SECRET = env.str("INTEGRATIONS_ALERT_WEBHOOK_SECRET", default="")
+INTEGRATIONS_RATE_LIMITING = env.bool("INTEGRATIONS_RATE_LIMITING", default=True)
+SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", default="http://127.0.0.1:8765")
+CELERY_BEAT_SCHEDULE["integrations.dispatch"] = {"task": "integrations.dispatch_due", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["integrations.sweep"] = {"task": "integrations.sweep_runs", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["integrations.health"] = {"task": "integrations.check_health", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["integrations.cleanup"] = {"task": "integrations.cleanup", "schedule": 86400.0}
 
 # --- webhooks -----------------------------------------------------------------------------------------------------
