@@ -6,7 +6,7 @@ left out on purpose: an order is never priced in them). Minor units say how many
 most currencies use 2, the exceptions are listed below.
 """
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 
 def _codes(text: str) -> frozenset[str]:
@@ -54,3 +54,8 @@ def fits_minor_units(amount: Decimal | int, code: str) -> bool:
     """True when `amount` has no more decimals than `code` allows (10.005 EUR does not fit)."""
     amount = Decimal(amount)
     return amount == amount.quantize(quantum(code))
+
+
+def money_format(amount: Decimal | int, code: str) -> str:
+    """An amount as a string with exactly the currency's decimals ("1250.00" EUR, "1250" JPY, "1.250" KWD)."""
+    return format(Decimal(amount).quantize(quantum(code), rounding=ROUND_HALF_UP), "f")

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from jewelia.core.actors import Actor
 from jewelia.core.exceptions import Conflict, ValidationFailed
-from orders.currencies import quantum
+from orders.currencies import money_format, quantum
 from orders.models import (
     Channel,
     Customer,
@@ -98,13 +98,25 @@ def order_totals_compute(
     total = subtotal - discount_total + tax_total + shipping_total
     if total < 0:
         raise ValidationFailed(
-            details={"fields": {"discount_total": [f"The discount is larger than the order ({subtotal} {currency})."]}}
+            details={
+                "fields": {
+                    "discount_total": [
+                        f"The discount is larger than the order ({money_format(subtotal, currency)} {currency})."
+                    ]
+                }
+            }
         )
     mismatches = {}
     if expected_subtotal is not None and expected_subtotal != subtotal:
-        mismatches["subtotal"] = [f"Does not match the items: computed {subtotal}, got {expected_subtotal}."]
+        mismatches["subtotal"] = [
+            f"Does not match the items: computed {money_format(subtotal, currency)}, "
+            f"got {money_format(expected_subtotal, currency)}."
+        ]
     if expected_total is not None and expected_total != total:
-        mismatches["total"] = [f"Does not match the computed total {total} (got {expected_total})."]
+        mismatches["total"] = [
+            f"Does not match the computed total {money_format(total, currency)} "
+            f"(got {money_format(expected_total, currency)})."
+        ]
     if mismatches:
         raise ValidationFailed(
             "The totals do not match the items.", code="totals_mismatch", details={"fields": mismatches}

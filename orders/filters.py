@@ -1,0 +1,128 @@
+"""Query filters of the orders, customers and products lists (django-filter).
+
+Multi-value filters accept `?status=pending,confirmed` or `?status=pending&status=confirmed`. Each filter has
+an index behind it (see `Order.Meta.indexes`); search `q` uses trigram indexes on PostgreSQL.
+"""
+
+import django_filters as filters
+from django import forms
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
+
+from .currencies import ISO_4217_CODES
+from .models import (
+    Channel,
+    Customer,
+    FulfillmentStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    PaymentStatus,
+    Product,
+    ProductCategory,
+)
+from .selectors import customer_search, order_search, product_search
+from .transitions import CLOSED_STATUSES
+
+
+class CommaSeparatedMultipleWidget(forms.SelectMultiple):
+    """Reads repeated parameters and comma-separated values alike."""
+
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if isinstance(data, MultiValueDict) else [data.get(name)]
+        return [part.strip() for value in values if value for part in value.split(",") if part.strip()]
+
+
+class MultiChoiceFilter(filters.MultipleChoiceFilter):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", CommaSeparatedMultipleWidget)
+        super().__init__(*args, **kwargs)
+
+
+CURRENCY_CHOICES = [(code, code) for code in sorted(ISO_4217_CODES)]
+
+
+class OrderFilter(filters.FilterSet):
+    status = MultiChoiceFilter(choices=OrderStatus.choices, help_text="One or more order statuses.")
+    payment_status = MultiChoiceFilter(choices=PaymentStatus.choices)
+    fulfillment_status = MultiChoiceFilter(choices=FulfillmentStatus.choices)
+    channel = MultiChoiceFilter(choices=Channel.choices)
+    currency = MultiChoiceFilter(choices=CURRENCY_CHOICES)
+    customer = filters.NumberFilter(field_name="customer_id", help_text="Customer id.")
+    placed_from = filters.IsoDateTimeFilter(
+        field_name="placed_at", lookup_expr="gte", help_text="Placed at or after (ISO 8601, inclusive)."
+    )
+    placed_before = filters.IsoDateTimeFilter(
+        field_name="placed_at", lookup_expr="lt", help_text="Placed before (ISO 8601, exclusive)."
+    )
+    total_min = filters.NumberFilter(field_name="total", lookup_expr="gte")
+    total_max = filters.NumberFilter(field_name="total", lookup_expr="lte")
+    product = filters.NumberFilter(method="filter_product", help_text="Orders with an item of this product id.")
+    sku = filters.CharFilter(method="filter_sku", help_text="Orders with an item of this exact SKU.")
+    has_due_date = filters.BooleanFilter(method="filter_has_due_date")
+    overdue = filters.BooleanFilter(
+        method="filter_overdue", help_text="Due date before today and not delivered, completed, cancelled or refunded."
+    )
+    q = filters.CharFilter(
+        method="filter_q",
+        help_text="Search order number, external reference, customer name and email, item SKU and name.",
+    )
+
+    class Meta:
+        model = Order
+        fields: list[str] = []
+
+    def filter_product(self, queryset, name, value):
+        return queryset.filter(Exists(OrderItem.objects.filter(order_id=OuterRef("pk"), product_id=value)))
+
+    def filter_sku(self, queryset, name, value):
+        return queryset.filter(Exists(OrderItem.objects.filter(order_id=OuterRef("pk"), sku=value)))
+
+    def filter_has_due_date(self, queryset, name, value):
+        return queryset.filter(due_date__isnull=not value)
+
+    def filter_overdue(self, queryset, name, value):
+        overdue = Q(due_date__lt=timezone.localdate()) & ~Q(status__in=CLOSED_STATUSES)
+        return queryset.filter(overdue) if value else queryset.exclude(overdue)
+
+    def filter_q(self, queryset, name, value):
+        return order_search(queryset=queryset, term=value)
+
+
+class CustomerFilter(filters.FilterSet):
+    q = filters.CharFilter(method="filter_q", help_text="Search name, email and phone.")
+    email = filters.CharFilter(field_name="email", lookup_expr="iexact", help_text="Exact email, any case.")
+    marketing_consent = filters.BooleanFilter()
+    created_from = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Customer
+        fields: list[str] = []
+
+    def filter_q(self, queryset, name, value):
+        return customer_search(queryset=queryset, term=value)
+
+
+class ProductFilter(filters.FilterSet):
+    q = filters.CharFilter(method="filter_q", help_text="Search SKU and name.")
+    sku = filters.CharFilter(field_name="sku")
+    category = MultiChoiceFilter(choices=ProductCategory.choices)
+    currency = MultiChoiceFilter(choices=CURRENCY_CHOICES)
+    active = filters.BooleanFilter()
+    in_stock = filters.BooleanFilter(method="filter_in_stock")
+    price_min = filters.NumberFilter(field_name="price", lookup_expr="gte")
+    price_max = filters.NumberFilter(field_name="price", lookup_expr="lte")
+    metal = filters.CharFilter(field_name="metal", lookup_expr="icontains")
+    gemstone = filters.CharFilter(field_name="gemstone", lookup_expr="icontains")
+
+    class Meta:
+        model = Product
+        fields: list[str] = []
+
+    def filter_in_stock(self, queryset, name, value):
+        return queryset.filter(stock_on_hand__gt=0) if value else queryset.filter(stock_on_hand=0)
+
+    def filter_q(self, queryset, name, value):
+        return product_search(queryset=queryset, term=value)

@@ -1,0 +1,21 @@
+"""Reads of the orders domain: list querysets, search, stats and customer lifetime figures."""
+
+from .orders import (
+    customer_lifetime,
+    customer_search,
+    order_detail_queryset,
+    order_list_queryset,
+    order_search,
+    product_search,
+)
+from .stats import order_stats
+
+__all__ = [
+    "customer_lifetime",
+    "customer_search",
+    "order_detail_queryset",
+    "order_list_queryset",
+    "order_search",
+    "order_stats",
+    "product_search",
+]

@@ -1,0 +1,211 @@
+"""Order statistics for a date range: counts and revenue by status, per period (gaps filled), average order
+value, top customers, top products and payment-status breakdown.
+
+Revenue is always per currency: sums of different currencies are never added. Revenue counts orders that are
+not cancelled or refunded; counts by status and payment status include every order. Dates are inclusive and
+read in UTC (the project's time zone). Five queries whatever the range.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber, Trunc
+from django.utils import timezone
+
+from orders.models import Customer, Order, OrderItem, OrderStatus, PaymentStatus
+from orders.transitions import NON_REVENUE_STATUSES
+
+INTERVALS = ("day", "week", "month")
+TOP_N = 10
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class StatsRange:
+    date_from: date
+    date_to: date
+    interval: str
+    channels: tuple[str, ...] = ()
+
+
+def _periods(date_from: date, date_to: date, interval: str) -> list[date]:
+    """Every period start from the one containing `date_from` to the one containing `date_to`."""
+    if interval == "day":
+        start, step = date_from, None
+    elif interval == "week":
+        start, step = date_from - timedelta(days=date_from.weekday()), None
+    else:
+        start, step = date_from.replace(day=1), "month"
+    periods, current = [], start
+    while current <= date_to:
+        periods.append(current)
+        if step == "month":
+            current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            current += timedelta(days=1 if interval == "day" else 7)
+    return periods
+
+
+def _amounts(by_currency: dict[str, Decimal], currencies: list[str]) -> list[dict]:
+    return [{"currency": code, "amount": by_currency.get(code, ZERO)} for code in currencies]
+
+
+def _base(stats_range: StatsRange) -> QuerySet[Order]:
+    tz = timezone.get_current_timezone()
+    start = datetime.combine(stats_range.date_from, time.min, tzinfo=tz)
+    end = datetime.combine(stats_range.date_to + timedelta(days=1), time.min, tzinfo=tz)
+    queryset = Order.objects.filter(placed_at__gte=start, placed_at__lt=end).order_by()
+    if stats_range.channels:
+        queryset = queryset.filter(channel__in=stats_range.channels)
+    return queryset
+
+
+def order_stats(*, stats_range: StatsRange) -> dict:
+    base = _base(stats_range)
+    revenue_filter = ~Q(status__in=NON_REVENUE_STATUSES)
+
+    # 1. One pass grouped by (status, payment status, currency) feeds both breakdowns.
+    breakdown = list(
+        base.values("status", "payment_status", "currency").annotate(orders=Count("id"), amount=Sum("total"))
+    )
+    currencies = sorted({row["currency"] for row in breakdown})
+    by_status: dict[str, dict] = {s: {"orders": 0, "amounts": defaultdict(Decimal)} for s in OrderStatus.values}
+    by_payment: dict[str, dict] = {s: {"orders": 0, "amounts": defaultdict(Decimal)} for s in PaymentStatus.values}
+    revenue: dict[str, dict] = {code: {"amount": ZERO, "orders": 0} for code in currencies}
+    for row in breakdown:
+        for bucket in (by_status[row["status"]], by_payment[row["payment_status"]]):
+            bucket["orders"] += row["orders"]
+            bucket["amounts"][row["currency"]] += row["amount"]
+        if row["status"] not in NON_REVENUE_STATUSES:
+            revenue[row["currency"]]["amount"] += row["amount"]
+            revenue[row["currency"]]["orders"] += row["orders"]
+
+    # 2. Timeline: orders placed and revenue per period and currency; missing periods are filled with zeros.
+    period = Trunc("placed_at", stats_range.interval, output_field=DateField())
+    timeline_rows = (
+        base.annotate(period=period)
+        .values("period", "currency")
+        .annotate(
+            orders=Count("id"),
+            revenue_orders=Count("id", filter=revenue_filter),
+            revenue=Sum("total", filter=revenue_filter),
+        )
+    )
+    timeline: dict[date, dict] = {
+        p: {"orders": 0, "revenue": {}}
+        for p in _periods(stats_range.date_from, stats_range.date_to, stats_range.interval)
+    }
+    for row in timeline_rows:
+        entry = timeline[row["period"]]
+        entry["orders"] += row["orders"]
+        entry["revenue"][row["currency"]] = {"amount": row["revenue"] or ZERO, "orders": row["revenue_orders"]}
+
+    return {
+        "date_from": stats_range.date_from,
+        "date_to": stats_range.date_to,
+        "interval": stats_range.interval,
+        "channels": list(stats_range.channels),
+        "currencies": currencies,
+        "orders": sum(row["orders"] for row in breakdown),
+        "revenue": [
+            {
+                "currency": code,
+                "amount": revenue[code]["amount"],
+                "orders": revenue[code]["orders"],
+                "average_order_value": (revenue[code]["amount"] / revenue[code]["orders"])
+                if revenue[code]["orders"]
+                else ZERO,
+            }
+            for code in currencies
+        ],
+        "by_status": [
+            {"status": s, "orders": b["orders"], "amounts": _amounts(b["amounts"], currencies)}
+            for s, b in by_status.items()
+        ],
+        "payment_status": [
+            {"payment_status": s, "orders": b["orders"], "amounts": _amounts(b["amounts"], currencies)}
+            for s, b in by_payment.items()
+        ],
+        "timeline": [
+            {
+                "period": p,
+                "orders": entry["orders"],
+                "revenue": [
+                    {
+                        "currency": code,
+                        "amount": entry["revenue"].get(code, {}).get("amount", ZERO),
+                        "orders": entry["revenue"].get(code, {}).get("orders", 0),
+                    }
+                    for code in currencies
+                ],
+            }
+            for p, entry in timeline.items()
+        ],
+        "top_customers": _top_customers(base.filter(revenue_filter)),
+        "top_products": _top_products(base.filter(revenue_filter)),
+    }
+
+
+def _top_customers(orders: QuerySet[Order]) -> list[dict]:
+    """The TOP_N customers by revenue within each currency (two queries: the ranking, then their names)."""
+    ranked = (
+        orders.filter(customer__isnull=False)
+        .values("currency", "customer_id")
+        .annotate(
+            orders=Count("id"),
+            revenue=Sum("total"),
+            rank=Window(RowNumber(), partition_by=[F("currency")], order_by=[Sum("total").desc(), F("customer_id")]),
+        )
+        .filter(rank__lte=TOP_N)
+        .order_by("currency", "rank")
+    )
+    rows = list(ranked)
+    customers = Customer.objects.only("id", "name", "email").in_bulk([row["customer_id"] for row in rows])
+    return [
+        {
+            "currency": row["currency"],
+            "customer": {
+                "id": row["customer_id"],
+                "name": customers[row["customer_id"]].name,
+                "email": customers[row["customer_id"]].email,
+            },
+            "orders": row["orders"],
+            "revenue": row["revenue"],
+        }
+        for row in rows
+        if row["customer_id"] in customers
+    ]
+
+
+def _top_products(orders: QuerySet[Order]) -> list[dict]:
+    """The TOP_N SKUs by revenue within each currency, from the items as sold (SKU-less lines are left out)."""
+    ranked = (
+        OrderItem.objects.filter(order__in=orders.values("id"))
+        .exclude(sku="")
+        .values("order__currency", "sku")
+        .annotate(
+            name=Max("name"),
+            product_id=Max("product_id"),
+            quantity=Sum("quantity"),
+            revenue=Sum("line_total"),
+            rank=Window(
+                RowNumber(), partition_by=[F("order__currency")], order_by=[Sum("line_total").desc(), F("sku")]
+            ),
+        )
+        .filter(rank__lte=TOP_N)
+        .order_by("order__currency", "rank")
+    )
+    return [
+        {
+            "currency": row["order__currency"],
+            "sku": row["sku"],
+            "name": row["name"],
+            "product_id": row["product_id"],
+            "quantity": row["quantity"],
+            "revenue": row["revenue"],
+        }
+        for row in ranked
+    ]

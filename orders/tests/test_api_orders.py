@@ -1,0 +1,203 @@
+from decimal import Decimal
+
+import pytest
+
+from jewelia.core.actors import Actor
+from orders.models import Order, OrderItem, OrderStatusHistory
+from orders.services import ItemInput, order_create, order_transition
+from orders.tests.factories import CustomerFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/orders/"
+
+
+def _payload(**overrides):
+    payload = {
+        "currency": "EUR",
+        "channel": "in_store",
+        "items": [{"name": "Solitaire ring", "sku": "RG-1", "quantity": 2, "unit_price": "150.00"}],
+        "tax_total": "57.00",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def _assert_unchanged():
+    assert Order.objects.count() == 0
+    assert OrderItem.objects.count() == 0
+    assert OrderStatusHistory.objects.count() == 0
+
+
+def test_create_computes_totals_and_returns_the_order(staff_client):
+    customer = CustomerFactory(name="Ada Lovelace")
+    response = staff_client.post(URL, _payload(customer=customer.pk, shipping_total="9.50"), format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["number"].startswith("J-")
+    assert (body["subtotal"], body["tax_total"], body["shipping_total"], body["total"]) == (
+        "300.00",
+        "57.00",
+        "9.50",
+        "366.50",
+    )
+    assert body["items"][0]["line_total"] == "300.00"
+    assert body["customer"] == {"id": customer.pk, "name": "Ada Lovelace", "email": customer.email}
+    assert body["status"] == "pending"
+    assert body["allowed_transitions"] == ["confirmed", "cancelled"]
+    assert body["status_history"][0]["actor_label"] == "staff"
+
+
+def test_create_defaults_price_sku_and_name_from_the_product(staff_client):
+    product = ProductFactory(sku="NK-9", name="Pearl necklace", price=Decimal("420.00"))
+    response = staff_client.post(URL, _payload(items=[{"product": product.pk, "quantity": 1}]), format="json")
+    assert response.status_code == 201
+    item = response.json()["items"][0]
+    assert (item["product"], item["sku"], item["name"], item["unit_price"]) == (
+        product.pk,
+        "NK-9",
+        "Pearl necklace",
+        "420.00",
+    )
+
+
+def test_create_links_the_product_by_sku(staff_client):
+    product = ProductFactory(sku="RG-1")
+    response = staff_client.post(URL, _payload(), format="json")
+    assert response.json()["items"][0]["product"] == product.pk
+
+
+def test_totals_mismatch_is_rejected_and_nothing_is_saved(staff_client):
+    response = staff_client.post(URL, _payload(total="300.00"), format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "totals_mismatch"
+    assert error["details"]["fields"]["total"] == ["Does not match the computed total 357.00 (got 300.00)."]
+    _assert_unchanged()
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (_payload(colour="red"), "colour"),
+        (_payload(currency="EUX"), "currency"),
+        (_payload(currency=12), "currency"),
+        (_payload(items=[{"name": "Ring", "quantity": -1, "unit_price": "10.00"}]), "items"),
+        (_payload(items=[{"name": "Ring", "quantity": "two", "unit_price": "10.00"}]), "items"),
+        (_payload(items=[{"name": "Ring", "quantity": 1, "unit_price": "-5.00"}]), "items"),
+        (_payload(items=[{"name": "Ring", "quantity": 1, "unit_price": "10.00", "weight": 3}]), "items"),
+        (_payload(items=[]), "items"),
+        (_payload(tax_total="abc"), "tax_total"),
+        (_payload(customer=999999), "customer"),
+        (_payload(status="shipped"), "status"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(staff_client, payload, field):
+    response = staff_client.post(URL, payload, format="json")
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert field in error["details"]["fields"]
+    _assert_unchanged()
+
+
+def test_amount_with_too_many_decimals_for_the_currency_is_rejected(staff_client):
+    response = staff_client.post(
+        URL, _payload(currency="JPY", items=[{"name": "Ring", "quantity": 1, "unit_price": "1000.50"}]), format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["fields"]["items"] == [
+        {"unit_price": ["JPY amounts have at most 0 decimals."]}
+    ]
+    _assert_unchanged()
+
+
+def test_malformed_json_is_a_parse_error(staff_client):
+    response = staff_client.generic("POST", URL, '{"currency": "EUR",', content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+    _assert_unchanged()
+
+
+def test_wrong_content_type_is_a_415(staff_client):
+    response = staff_client.generic("POST", URL, "currency=EUR", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    _assert_unchanged()
+
+
+def test_body_over_the_limit_is_a_413(staff_client, settings):
+    settings.API_MAX_BODY_BYTES = 100
+    response = staff_client.post(URL, _payload(notes="x" * 200), format="json")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    _assert_unchanged()
+
+
+def _order(**kwargs):
+    items = kwargs.pop("items", [ItemInput(name="Ring", quantity=1, unit_price=Decimal("100.00"))])
+    return order_create(actor=Actor.system(), currency=kwargs.pop("currency", "EUR"), items=items, **kwargs)
+
+
+def test_patch_changes_fields_and_recomputes_total(staff_client):
+    order = _order()
+    response = staff_client.patch(f"{URL}{order.pk}/", {"discount_total": "10.00", "notes": "Gift"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["total"], response.json()["notes"]) == ("90.00", "Gift")
+
+
+def test_patch_cannot_set_status(staff_client):
+    order = _order()
+    response = staff_client.patch(f"{URL}{order.pk}/", {"status": "confirmed"}, format="json")
+    assert response.status_code == 400
+    order.refresh_from_db()
+    assert order.status == "pending"
+
+
+def test_transition_records_history_visible_in_the_detail(staff_client):
+    order = _order()
+    response = staff_client.post(
+        f"{URL}{order.pk}/transition/", {"to_status": "confirmed", "note": "Paid deposit"}, format="json"
+    )
+    assert response.status_code == 200
+    history = response.json()["status_history"]
+    assert [(h["from_status"], h["to_status"], h["note"]) for h in history] == [
+        ("", "pending", "Order created."),
+        ("pending", "confirmed", "Paid deposit"),
+    ]
+    assert history[1]["actor_type"] == "user"
+
+
+def test_illegal_transition_is_a_409_listing_allowed_statuses(staff_client):
+    order = _order()
+    response = staff_client.post(f"{URL}{order.pk}/transition/", {"to_status": "delivered"}, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "invalid_transition"
+    assert error["details"]["allowed"] == ["confirmed", "cancelled"]
+    assert "confirmed, cancelled" in error["message"]
+
+
+def test_delete_of_a_confirmed_order_is_a_409(staff_client):
+    order = _order()
+    order_transition(order=order, to_status="confirmed", actor=Actor.system())
+    response = staff_client.delete(f"{URL}{order.pk}/")
+    assert response.status_code == 409
+    assert Order.objects.filter(pk=order.pk).exists()
+
+
+def test_delete_of_a_pending_order(staff_client):
+    order = _order()
+    assert staff_client.delete(f"{URL}{order.pk}/").status_code == 204
+    assert not Order.objects.exists()
+
+
+def test_anonymous_requests_are_refused(api_client):
+    response = api_client.get(URL)
+    assert response.status_code in (401, 403)
+    assert "error" in response.json()
+
+
+def test_staff_without_model_permission_is_refused(api_client, django_user_model):
+    user = django_user_model.objects.create_user(username="clerk", password="pw", is_staff=True)
+    api_client.force_authenticate(user=user)
+    assert api_client.get(URL).status_code == 403
