@@ -1,8 +1,108 @@
-"""API-key authentication (filled in by the API keys issue)."""
+"""API-key authentication for DRF: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 
+On success `request.user` is an `ApiKeyPrincipal` (an authenticated, non-staff stand-in with no Django
+permissions, so code that needs a real `User` fails loudly instead of acting as someone) and `request.auth` is
+the `ApiKey`; `Actor.from_request(request)` then records the key as the actor.
+
+Failures are 401s with `WWW-Authenticate`. A malformed key, an unknown public id and a wrong secret for a known
+id all get the same answer, so nobody learns which keys exist; only the holder of a complete, correct key is
+told that it is expired, revoked, rotated or used from an address it is not allowed from.
+"""
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
+
+from . import tokens
+from .cache import key_row_get
+from .models import USABLE_STATUSES, ApiKey, KeyStatus
+
+AUTH_SCHEME = "Bearer"
+HEADER = "X-API-Key"
+INVALID_KEY_MESSAGE = "Invalid API key."
+
+_REJECTIONS = {
+    KeyStatus.EXPIRED: "This API key has expired.",
+    KeyStatus.REVOKED: "This API key has been revoked.",
+    KeyStatus.ROTATED: "This API key was rotated and its grace period has ended.",
+}
+
+
+class ApiKeyPrincipal(AnonymousUser):
+    """`request.user` for API-key requests: authenticated, never staff, no model permissions."""
+
+    is_anonymous = False
+    is_authenticated = True
+
+    def __init__(self, api_key: ApiKey):
+        self.api_key = api_key
+
+    @property
+    def username(self) -> str:
+        return f"api-key:{self.api_key.identifier}"
+
+    def __str__(self) -> str:
+        return self.username
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ApiKeyPrincipal) and other.api_key.pk == self.api_key.pk
+
+    def __hash__(self) -> int:
+        return hash(("api_key", self.api_key.pk))
+
+
+class InvalidApiKey(exceptions.AuthenticationFailed):
+    def __init__(self, message: str = INVALID_KEY_MESSAGE, *, reason: str = "invalid"):
+        super().__init__(message)
+        self.error_details = {"reason": reason}
+
+
+def presented_key(request) -> str | None:
+    """The key from the `Authorization: Bearer` header, else from `X-API-Key`; None when neither is sent."""
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == AUTH_SCHEME.lower():
+        return credentials.strip()
+    header = request.META.get("HTTP_X_API_KEY")
+    return header.strip() if header is not None else None
+
+
+def client_ip(request) -> str | None:
+    """REMOTE_ADDR, or the address the trusted reverse proxies saw (APIKEYS_TRUSTED_PROXY_COUNT)."""
+    trusted = settings.APIKEYS_TRUSTED_PROXY_COUNT
+    if trusted > 0:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if len(hops) >= trusted:
+            return hops[-trusted]
+    return request.META.get("REMOTE_ADDR")
 
 
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
-        return None
+        raw = presented_key(request)
+        if raw is None:
+            return None  # not ours: let session or basic authentication try
+        parsed = tokens.parse(raw)
+        if parsed is None:
+            raise InvalidApiKey()
+        key = key_row_get(parsed.public_id)
+        if key is None or not tokens.matches(raw, key.key_hash):
+            raise InvalidApiKey()
+
+        ip = client_ip(request)
+        status = key.status_at(timezone.now())
+        accepted = status in USABLE_STATUSES and key.allows_ip(ip)
+        # Read by ApiKeyUsageMiddleware once the response (and so its status) exists.
+        request._request.api_key_usage = (key.pk, ip, accepted)
+        if status not in USABLE_STATUSES:
+            raise InvalidApiKey(_REJECTIONS[status], reason=status.value)
+        if not accepted:
+            raise InvalidApiKey("This API key may not be used from this IP address.", reason="ip_not_allowed")
+        return ApiKeyPrincipal(key), key
+
+    def authenticate_header(self, request):
+        if presented_key(request) is not None:
+            return f'{AUTH_SCHEME} realm="api", error="invalid_token"'
+        return f'{AUTH_SCHEME} realm="api"'

@@ -4,28 +4,72 @@ Every API view declares the scope it needs, one of two ways:
 
 - `scope_resource = "orders"`: safe methods need `orders:read`, everything else `orders:write`;
 - `required_scopes = {"transition": "orders:write", "stats": "orders:read"}`: per viewset action (or, for a
-  plain APIView, per lower-case HTTP method), overriding `scope_resource`.
+  plain APIView, per lower-case HTTP method; HEAD falls back to GET's entry), overriding `scope_resource`.
 
 A view that declares neither is refused for everyone (fail closed), and a test walks every URL to catch it.
 Public endpoints (schema, docs, webhook receiver) set `public_endpoint = True`.
 
-Staff sessions (and HTTP basic for staff) are checked against Django model permissions instead of scopes.
+API-key requests are checked against the key's scopes (403 naming the missing scope) and its per-minute rate
+limit (429). Staff sessions (and HTTP basic for staff) are checked against Django model permissions instead,
+including the view permission for reads.
 """
 
-from rest_framework import permissions
+import math
+
+from django.utils import timezone
+from rest_framework import exceptions, permissions
+
+from jewelia.core.exceptions import RateLimited
+
+from .cache import counters
+from .models import ApiKey
 
 SAFE_METHODS = permissions.SAFE_METHODS
+RATE_WINDOW_SECONDS = 60
 
 
 def required_scope(view, request) -> str | None:
-    action = getattr(view, "action", None) or request.method.lower()
+    method = request.method.lower()
+    action = getattr(view, "action", None) or method
     explicit = getattr(view, "required_scopes", None) or {}
     if action in explicit:
         return explicit[action]
+    if method == "head" and "get" in explicit:
+        return explicit["get"]
     resource = getattr(view, "scope_resource", None)
     if resource:
         return f"{resource}:read" if request.method in SAFE_METHODS else f"{resource}:write"
     return None
+
+
+class MissingScope(exceptions.PermissionDenied):
+    def __init__(self, scope: str):
+        super().__init__(f"This API key lacks the {scope} scope.")
+        self.error_details = {"missing_scope": scope}
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """Django model permissions, with reads needing the model's view permission."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+def enforce_rate_limit(key: ApiKey) -> None:
+    """Count the request in the key's current one-minute window (shared by every process); 429 when over."""
+    now = timezone.now().timestamp()
+    window = int(now // RATE_WINDOW_SECONDS)
+    count = counters().hit(key_id=key.pk, window=window, ttl=2 * RATE_WINDOW_SECONDS)
+    if count > key.rate_limit_per_minute:
+        raise RateLimited(
+            f"This API key is limited to {key.rate_limit_per_minute} requests per minute.",
+            retry_after=math.ceil((window + 1) * RATE_WINDOW_SECONDS - now),
+            details={"limit_per_minute": key.rate_limit_per_minute},
+        )
 
 
 class ScopedPermission(permissions.BasePermission):
@@ -34,14 +78,21 @@ class ScopedPermission(permissions.BasePermission):
     def has_permission(self, request, view):
         if getattr(view, "public_endpoint", False):
             return True
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        if key is not None:
+            enforce_rate_limit(key)
         scope = required_scope(view, request)
         if scope is None:
             self.message = "This endpoint declares no scope and is closed."
             return False
+        if key is not None:
+            if scope not in key.scopes:
+                raise MissingScope(scope)
+            return True
         user = request.user
         if not (user and user.is_authenticated and user.is_staff and user.is_active):
             return False
-        return permissions.DjangoModelPermissions().has_permission(request, view) if _has_queryset(view) else True
+        return ModelPermissions().has_permission(request, view) if _has_queryset(view) else True
 
 
 def _has_queryset(view) -> bool:

@@ -202,6 +202,21 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # --- orders -------------------------------------------------------------------------------------------------------
 
 # --- apikeys ------------------------------------------------------------------------------------------------------
+# HMAC key for API-key hashes. Unset: derived from SECRET_KEY, so changing SECRET_KEY then invalidates every key.
+APIKEYS_PEPPER = env.str("APIKEYS_PEPPER", default="")
+APIKEYS_DEFAULT_RATE_LIMIT = env.int("APIKEYS_DEFAULT_RATE_LIMIT", default=600)  # requests per minute per key
+APIKEYS_MAX_LIFETIME_DAYS = env.int("APIKEYS_MAX_LIFETIME_DAYS", default=365)  # 0: keys may never expire
+APIKEYS_EXPIRY_NOTICE_DAYS = env.int("APIKEYS_EXPIRY_NOTICE_DAYS", default=7)
+APIKEYS_USAGE_FLUSH_SECONDS = env.int("APIKEYS_USAGE_FLUSH_SECONDS", default=60)
+APIKEYS_KEY_CACHE_SECONDS = env.int("APIKEYS_KEY_CACHE_SECONDS", default=60)
+APIKEYS_TRUSTED_PROXY_COUNT = env.int("APIKEYS_TRUSTED_PROXY_COUNT", default=0)  # proxies adding X-Forwarded-For
+# Counts each API-key request and its outcome; only middleware sees the final status of every response.
+MIDDLEWARE = [*MIDDLEWARE, "apikeys.middleware.ApiKeyUsageMiddleware"]
+CELERY_BEAT_SCHEDULE["apikeys.flush_usage"] = {
+    "task": "apikeys.flush_usage",
+    "schedule": float(APIKEYS_USAGE_FLUSH_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["apikeys.notify_expiring"] = {"task": "apikeys.notify_expiring", "schedule": 3600.0}
 
 # --- integrations -------------------------------------------------------------------------------------------------
 # Fernet keys for secrets at rest, comma-separated, newest first (empty: one derived from SECRET_KEY, dev/test).

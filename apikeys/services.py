@@ -1,0 +1,386 @@
+"""Writes of API keys: create, update, revoke, rotate, the usage flush and expiry notices.
+
+Every function takes the `actor` (who acts, recorded on the row) and, when the actor is an API key, that key as
+`acting_key`: a key can only create, change, rotate or revoke keys that stay within its own scopes, expiry, IP
+networks and rate limit, so a leaked low-privilege key cannot mint itself a better one.
+"""
+
+import ipaddress
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from jewelia.core.actors import Actor
+from jewelia.core.exceptions import Conflict, JeweliaError, ValidationFailed
+
+from . import tokens
+from .cache import counters, key_row_refresh
+from .models import ApiKey, ApiKeyUsage, validate_networks
+from .selectors import api_key_list
+
+logger = logging.getLogger(__name__)
+
+MAX_GRACE_PERIOD = timedelta(days=7)
+_UNSET = object()
+
+
+class PrivilegeEscalation(JeweliaError):
+    status_code = 403
+    code = "privilege_escalation"
+    default_message = "An API key cannot grant more than it holds."
+
+
+def _max_lifetime() -> timedelta | None:
+    days = settings.APIKEYS_MAX_LIFETIME_DAYS
+    return timedelta(days=days) if days > 0 else None
+
+
+def _fields_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(details={"fields": {field: [message]}})
+
+
+def _normalized_networks(networks: list) -> list[str]:
+    try:
+        validate_networks(networks)
+    except DjangoValidationError as exc:
+        raise _fields_error("allowed_networks", exc.messages[0]) from None
+    normalized = [str(ipaddress.ip_network(item, strict=False)) for item in networks]
+    return list(dict.fromkeys(normalized))
+
+
+def api_key_check_expiry(*, expires_at: datetime | None, created_at: datetime, now: datetime) -> None:
+    """Refuse (400) an expiry in the past, or beyond the maximum lifetime counted from the key's creation."""
+    if expires_at is not None and expires_at <= now:
+        raise _fields_error("expires_at", "Must be in the future.")
+    lifetime = _max_lifetime()
+    if lifetime is not None:
+        if expires_at is None:
+            raise _fields_error("expires_at", f"Keys must expire within {lifetime.days} days of their creation.")
+        if expires_at > created_at + lifetime:
+            raise _fields_error(
+                "expires_at", f"Must be at most {lifetime.days} days after the key's creation ({created_at:%Y-%m-%d})."
+            )
+
+
+def _check_within(
+    acting_key: ApiKey | None,
+    *,
+    scopes: list[str],
+    expires_at: datetime | None,
+    allowed_networks: list[str],
+    rate_limit_per_minute: int,
+    message: str = "An API key cannot give a key more than it holds itself.",
+) -> None:
+    """Refuse (403) a key that would exceed `acting_key` in scopes, lifetime, networks or rate limit."""
+    if acting_key is None:
+        return
+    problems = {}
+    extra_scopes = sorted(set(scopes) - set(acting_key.scopes))
+    if extra_scopes:
+        problems["scopes"] = extra_scopes
+    acting_end = acting_key.usable_until
+    if acting_end is not None and (expires_at is None or expires_at > acting_end):
+        problems["expires_at"] = f"must be on or before {acting_end.isoformat()}"
+    if acting_key.allowed_networks:
+        own = [ipaddress.ip_network(item) for item in acting_key.allowed_networks]
+        inside = [
+            any(net.version == mine.version and net.subnet_of(mine) for mine in own)
+            for net in (ipaddress.ip_network(item) for item in allowed_networks)
+        ]
+        if not inside or not all(inside):
+            problems["allowed_networks"] = f"must lie within {', '.join(acting_key.allowed_networks)}"
+    if rate_limit_per_minute > acting_key.rate_limit_per_minute:
+        problems["rate_limit_per_minute"] = f"must be at most {acting_key.rate_limit_per_minute}"
+    if problems:
+        raise PrivilegeEscalation(message, details=problems)
+
+
+def _check_manageable(acting_key: ApiKey | None, key: ApiKey) -> None:
+    _check_within(
+        acting_key,
+        scopes=key.scopes,
+        expires_at=key.expires_at,
+        allowed_networks=key.allowed_networks,
+        rate_limit_per_minute=key.rate_limit_per_minute,
+        message="An API key can only manage keys within its own scopes and limits.",
+    )
+
+
+def _earliest_end(*, now: datetime, acting_key: ApiKey | None, wanted: datetime | None = None) -> datetime | None:
+    """The earliest of `wanted`, the end of the maximum lifetime from now, and the acting key's own end."""
+    lifetime = _max_lifetime()
+    ends = [
+        moment
+        for moment in (wanted, now + lifetime if lifetime else None, acting_key.usable_until if acting_key else None)
+        if moment is not None
+    ]
+    return min(ends) if ends else None
+
+
+def _save_validated(key: ApiKey) -> None:
+    try:
+        key.full_clean()
+    except DjangoValidationError as exc:
+        raise ValidationFailed(details={"fields": exc.message_dict}) from None
+    key.save()
+
+
+def _new_key(*, actor: Actor, now: datetime, **fields) -> tuple[ApiKey, str]:
+    public_id = tokens.new_public_id()
+    raw = tokens.generate(public_id)
+    key = ApiKey(
+        public_id=public_id,
+        key_hash=tokens.key_hash(raw),
+        created_at=now,
+        **{f"created_by_{name}": value for name, value in _actor_fields(actor).items()},
+        **fields,
+    )
+    _save_validated(key)
+    return key, raw
+
+
+def _actor_fields(actor: Actor) -> dict:
+    return {"type": actor.kind, "id": actor.id, "label": actor.label[:200]}
+
+
+def api_key_create(
+    *,
+    actor: Actor,
+    acting_key: ApiKey | None = None,
+    name: str,
+    scopes: list[str],
+    description: str = "",
+    expires_at: datetime | None = None,
+    allowed_networks: list[str] | None = None,
+    rate_limit_per_minute: int | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the key itself, which the caller shows once and must not keep.
+
+    Without `expires_at` the key expires after the maximum lifetime (if one is configured) or, when a key
+    creates it, with that key. Without a rate limit it gets the default (or the acting key's, if lower).
+    """
+    now = timezone.now()
+    networks = _normalized_networks(allowed_networks or [])
+    if expires_at is None:
+        expires_at = _earliest_end(now=now, acting_key=acting_key)
+    if rate_limit_per_minute is None:
+        rate_limit_per_minute = settings.APIKEYS_DEFAULT_RATE_LIMIT
+        if acting_key is not None:
+            rate_limit_per_minute = min(rate_limit_per_minute, acting_key.rate_limit_per_minute)
+    api_key_check_expiry(expires_at=expires_at, created_at=now, now=now)
+    _check_within(
+        acting_key,
+        scopes=scopes,
+        expires_at=expires_at,
+        allowed_networks=networks,
+        rate_limit_per_minute=rate_limit_per_minute,
+    )
+    key, raw = _new_key(
+        actor=actor,
+        now=now,
+        name=name,
+        description=description,
+        scopes=list(scopes),
+        expires_at=expires_at,
+        allowed_networks=networks,
+        rate_limit_per_minute=rate_limit_per_minute,
+    )
+    logger.info("API key %s created by %s:%s", key.identifier, actor.kind, actor.id)
+    return key, raw
+
+
+@transaction.atomic
+def api_key_update(
+    *,
+    key: ApiKey,
+    actor: Actor,
+    acting_key: ApiKey | None = None,
+    name=_UNSET,
+    description=_UNSET,
+    scopes=_UNSET,
+    expires_at=_UNSET,
+    allowed_networks=_UNSET,
+    rate_limit_per_minute=_UNSET,
+) -> ApiKey:
+    """Change a key's settings (only those passed). Revoked and rotated keys cannot be changed."""
+    key = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is not None:
+        raise Conflict("A revoked API key cannot be changed.")
+    if key.grace_ends_at is not None:
+        raise Conflict("This API key was rotated; change the key that replaced it.")
+    _check_manageable(acting_key, key)
+    now = timezone.now()
+    changes = {
+        "name": name,
+        "description": description,
+        "scopes": scopes if scopes is _UNSET else list(scopes),
+        "allowed_networks": allowed_networks if allowed_networks is _UNSET else _normalized_networks(allowed_networks),
+        "rate_limit_per_minute": rate_limit_per_minute,
+        "expires_at": expires_at,
+    }
+    changes = {field: value for field, value in changes.items() if value is not _UNSET}
+    if "expires_at" in changes and changes["expires_at"] != key.expires_at:
+        api_key_check_expiry(expires_at=changes["expires_at"], created_at=key.created_at, now=now)
+        key.expiry_notified_at = None  # a new expiry date deserves its own notice
+    for field, value in changes.items():
+        setattr(key, field, value)
+    _check_within(
+        acting_key,
+        scopes=key.scopes,
+        expires_at=key.expires_at,
+        allowed_networks=key.allowed_networks,
+        rate_limit_per_minute=key.rate_limit_per_minute,
+    )
+    _save_validated(key)
+    transaction.on_commit(lambda: key_row_refresh(key))
+    logger.info("API key %s changed by %s:%s (%s)", key.identifier, actor.kind, actor.id, ", ".join(sorted(changes)))
+    return key
+
+
+@transaction.atomic
+def api_key_revoke(*, key: ApiKey, actor: Actor, acting_key: ApiKey | None = None) -> ApiKey:
+    """Revoke a key at once (every process refuses it from the next request). Revoking twice changes nothing."""
+    key = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is not None:
+        return key
+    _check_manageable(acting_key, key)
+    key.revoked_at = timezone.now()
+    key.revoked_by_type, key.revoked_by_id, key.revoked_by_label = actor.kind, actor.id, actor.label[:200]
+    key.save(update_fields=["revoked_at", "revoked_by_type", "revoked_by_id", "revoked_by_label", "updated_at"])
+    transaction.on_commit(lambda: key_row_refresh(key))
+    logger.info("API key %s revoked by %s:%s", key.identifier, actor.kind, actor.id)
+    return key
+
+
+@transaction.atomic
+def api_key_rotate(
+    *, key: ApiKey, actor: Actor, acting_key: ApiKey | None = None, grace_period: timedelta = timedelta(0)
+) -> tuple[ApiKey, str]:
+    """Replace a key with a new one of the same name, scopes and limits; the old key works for `grace_period`.
+
+    The new key gets the old key's lifetime counted from now (within the maximum lifetime and, when a key
+    rotates, the acting key's own expiry). Returns the new row and the new key, to be shown once.
+    """
+    if not timedelta(0) <= grace_period <= MAX_GRACE_PERIOD:
+        raise _fields_error("grace_period", "Must be between 0 and 7 days.")
+    old = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if old.revoked_at is not None:
+        raise Conflict("A revoked API key cannot be rotated.")
+    if old.grace_ends_at is not None:
+        raise Conflict("This API key was already rotated; rotate the key that replaced it.")
+    _check_manageable(acting_key, old)
+    now = timezone.now()
+    same_lifetime = now + (old.expires_at - old.created_at) if old.expires_at is not None else None
+    expires_at = _earliest_end(now=now, acting_key=acting_key, wanted=same_lifetime)
+    new, raw = _new_key(
+        actor=actor,
+        now=now,
+        name=old.name,
+        description=old.description,
+        scopes=list(old.scopes),
+        expires_at=expires_at,
+        allowed_networks=list(old.allowed_networks),
+        rate_limit_per_minute=old.rate_limit_per_minute,
+        replaces=old,
+    )
+    old.grace_ends_at = now + grace_period
+    old.save(update_fields=["grace_ends_at", "updated_at"])
+    transaction.on_commit(lambda: key_row_refresh(old))
+    logger.info(
+        "API key %s rotated to %s by %s:%s, grace %ss",
+        old.identifier,
+        new.identifier,
+        actor.kind,
+        actor.id,
+        int(grace_period.total_seconds()),
+    )
+    return new, raw
+
+
+def api_key_usage_flush() -> int:
+    """Move usage counters from the cache into `ApiKeyUsage` rows and `last_used_*`; returns requests moved.
+
+    The counters are taken out of the cache first. If the database write fails they are put back, so only a
+    hard crash between the two loses counts, at most one flush interval's worth.
+    """
+    store = counters()
+    batch = store.drain()
+    if not batch:
+        return 0
+    try:
+        with transaction.atomic():
+            moved = _write_usage(batch)
+    except Exception:
+        store.restore(batch)
+        raise
+    return moved
+
+
+def _write_usage(batch) -> int:
+    ids = {key_id for key_id, _ in batch.counts} | set(batch.last_used)
+    known = set(ApiKey.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    rows = [(key_id, day, counts) for (key_id, day), counts in sorted(batch.counts.items()) if key_id in known]
+    ApiKeyUsage.objects.bulk_create(
+        [ApiKeyUsage(api_key_id=key_id, date=day) for key_id, day, _ in rows], ignore_conflicts=True
+    )
+    for key_id, day, (requests, errors) in rows:
+        ApiKeyUsage.objects.filter(api_key_id=key_id, date=day).update(
+            request_count=F("request_count") + requests, error_count=F("error_count") + errors
+        )
+    for key_id, (used_at, ip) in batch.last_used.items():
+        if key_id in known:
+            ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at), pk=key_id).update(
+                last_used_at=used_at, last_used_ip=ip or None
+            )
+    return sum(requests for _, _, (requests, _) in rows)
+
+
+def _notice_recipients() -> list[str]:
+    staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="")
+    emails = [email for _, email in settings.ADMINS] + list(staff.values_list("email", flat=True))
+    return sorted({email.strip().lower() for email in emails if email.strip()})
+
+
+def api_key_expiry_notify() -> int:
+    """Mail staff once about keys expiring within APIKEYS_EXPIRY_NOTICE_DAYS; returns how many keys were named.
+
+    Keys are marked in the same transaction, after the mail went out: a failed send leaves them for the next run.
+    """
+    now = timezone.now()
+    within = timedelta(days=settings.APIKEYS_EXPIRY_NOTICE_DAYS)
+    with transaction.atomic():
+        keys = list(
+            api_key_list(expiring_within=within, now=now)
+            .filter(expiry_notified_at__isnull=True)
+            .order_by("expires_at", "pk")
+            .select_for_update(skip_locked=True)
+        )
+        if not keys:
+            return 0
+        recipients = _notice_recipients()
+        if not recipients:
+            logger.warning("%d API keys expire soon but no ADMINS or staff e-mail is configured", len(keys))
+            return 0
+        lines = [
+            f"- {key.name} ({key.identifier}), expires {key.expires_at:%Y-%m-%d %H:%M} UTC: "
+            f"{settings.SITE_URL}/admin/apikeys/apikey/{key.pk}/change/"
+            for key in keys
+        ]
+        send_mail(
+            subject=f"[Jewelia] {len(keys)} API key(s) expire within {within.days} days",
+            message=(
+                "These API keys stop working soon. Rotate them (admin action or POST /api/api-keys/<id>/rotate) and "
+                "give the integrators their new keys, or let them expire.\n\n" + "\n".join(lines) + "\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+        )
+        ApiKey.objects.filter(pk__in=[key.pk for key in keys]).update(expiry_notified_at=now)
+    return len(keys)
