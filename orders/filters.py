@@ -37,6 +37,7 @@ class CommaSeparatedMultipleWidget(forms.SelectMultiple):
 class MultiChoiceFilter(filters.MultipleChoiceFilter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", CommaSeparatedMultipleWidget)
+        kwargs.setdefault("distinct", False)  # a plain column IN (...): no join, so no duplicates to remove
         super().__init__(*args, **kwargs)
 
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber, Trunc
+from django.db import connection
+from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from orders.models import Customer, Order, OrderItem, OrderStatus, PaymentStatus
@@ -149,20 +150,34 @@ def order_stats(*, stats_range: StatsRange) -> dict:
     }
 
 
+def _top_per_currency(queryset: QuerySet, *, order_by: str) -> list[dict]:
+    """The TOP_N rows of an aggregated `values()` queryset within each `currency`, ranked by `order_by` desc.
+
+    Django cannot rank over its own GROUP BY (PostgreSQL refuses a window function in the grouping), so the
+    ORM-compiled aggregate becomes a subquery and the ranking is one small wrapper, portable to SQLite.
+    """
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        # `sql` is Django-compiled with its parameters separate and `order_by` is a column name from this module:
+        # no user input is formatted into the statement.
+        window = f"ROW_NUMBER() OVER (PARTITION BY agg.currency ORDER BY agg.{order_by} DESC, agg.tiebreak)"
+        ranking = f"SELECT agg.*, {window} AS rank FROM ({sql}) agg"  # noqa: S608
+        cursor.execute(
+            f"SELECT * FROM ({ranking}) ranked WHERE ranked.rank <= %s ORDER BY ranked.currency, ranked.rank",  # noqa: S608
+            [*params, TOP_N],
+        )
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
 def _top_customers(orders: QuerySet[Order]) -> list[dict]:
     """The TOP_N customers by revenue within each currency (two queries: the ranking, then their names)."""
-    ranked = (
+    aggregated = (
         orders.filter(customer__isnull=False)
         .values("currency", "customer_id")
-        .annotate(
-            orders=Count("id"),
-            revenue=Sum("total"),
-            rank=Window(RowNumber(), partition_by=[F("currency")], order_by=[Sum("total").desc(), F("customer_id")]),
-        )
-        .filter(rank__lte=TOP_N)
-        .order_by("currency", "rank")
+        .annotate(tiebreak=F("customer_id"), orders=Count("id"), revenue=Sum("total"))
     )
-    rows = list(ranked)
+    rows = _top_per_currency(aggregated, order_by="revenue")
     customers = Customer.objects.only("id", "name", "email").in_bulk([row["customer_id"] for row in rows])
     return [
         {
@@ -173,7 +188,7 @@ def _top_customers(orders: QuerySet[Order]) -> list[dict]:
                 "email": customers[row["customer_id"]].email,
             },
             "orders": row["orders"],
-            "revenue": row["revenue"],
+            "revenue": _decimal(row["revenue"]),
         }
         for row in rows
         if row["customer_id"] in customers
@@ -182,30 +197,33 @@ def _top_customers(orders: QuerySet[Order]) -> list[dict]:
 
 def _top_products(orders: QuerySet[Order]) -> list[dict]:
     """The TOP_N SKUs by revenue within each currency, from the items as sold (SKU-less lines are left out)."""
-    ranked = (
+    aggregated = (
         OrderItem.objects.filter(order__in=orders.values("id"))
         .exclude(sku="")
-        .values("order__currency", "sku")
+        .annotate(currency=F("order__currency"))
+        .values("currency", "sku")
         .annotate(
+            tiebreak=F("sku"),
             name=Max("name"),
             product_id=Max("product_id"),
             quantity=Sum("quantity"),
             revenue=Sum("line_total"),
-            rank=Window(
-                RowNumber(), partition_by=[F("order__currency")], order_by=[Sum("line_total").desc(), F("sku")]
-            ),
         )
-        .filter(rank__lte=TOP_N)
-        .order_by("order__currency", "rank")
+        .order_by()
     )
     return [
         {
-            "currency": row["order__currency"],
+            "currency": row["currency"],
             "sku": row["sku"],
             "name": row["name"],
             "product_id": row["product_id"],
             "quantity": row["quantity"],
-            "revenue": row["revenue"],
+            "revenue": _decimal(row["revenue"]),
         }
-        for row in ranked
+        for row in _top_per_currency(aggregated, order_by="revenue")
     ]
+
+
+def _decimal(value) -> Decimal:
+    """Raw SQL on SQLite returns sums of decimals as floats or strings; the API's money is always Decimal."""
+    return value if isinstance(value, Decimal) else Decimal(str(value)).quantize(Decimal("0.001"))
