@@ -1,6 +1,6 @@
 """Writes of the orders domain. Views, admin, tasks, commands and integrations call these, never `save()`."""
 
-from .customers import customer_create, customer_delete, customer_update
+from .customers import customer_consent_stamp, customer_create, customer_delete, customer_update
 from .numbers import order_number_format, order_numbers_allocate
 from .orders import (
     ItemInput,
@@ -18,6 +18,7 @@ from .stock import stock_adjust, stock_levels_set_bulk, stock_movements_record_b
 __all__ = [
     "ItemInput",
     "Totals",
+    "customer_consent_stamp",
     "customer_create",
     "customer_delete",
     "customer_update",

@@ -36,8 +36,8 @@ def _check_email_free(email: str, *, exclude_pk: int | None = None) -> None:
         raise ValidationFailed(details=_DUPLICATE_EMAIL)
 
 
-def _stamp_consent(customer: Customer, data: dict, actor: Actor, *, changed: bool) -> None:
-    """Record where and when consent was given or withdrawn, unless the caller says so explicitly."""
+def customer_consent_stamp(*, customer: Customer, data: dict, actor: Actor, changed: bool) -> None:
+    """Record where and when consent was given or withdrawn, unless `data` says so explicitly (not saved here)."""
     if not changed:
         return
     if "marketing_consent_at" not in data:
@@ -60,7 +60,7 @@ def customer_create(*, actor: Actor, data: dict) -> Customer:
     data = {**data, "email": (data.get("email") or "").strip()}
     _check_email_free(data["email"])
     customer = Customer(**data)
-    _stamp_consent(customer, data, actor, changed=bool(data.get("marketing_consent")))
+    customer_consent_stamp(customer=customer, data=data, actor=actor, changed=bool(data.get("marketing_consent")))
     return _save(customer)
 
 
@@ -72,7 +72,7 @@ def customer_update(*, customer: Customer, actor: Actor, data: dict) -> Customer
     consent_changed = "marketing_consent" in data and data["marketing_consent"] != customer.marketing_consent
     for name, value in data.items():
         setattr(customer, name, value)
-    _stamp_consent(customer, data, actor, changed=consent_changed)
+    customer_consent_stamp(customer=customer, data=data, actor=actor, changed=consent_changed)
     return _save(customer)
 
 
