@@ -69,11 +69,14 @@ class KeyFields(forms.Form):
         cleaned = super().clean()
         instance = getattr(self, "instance", None)
         creating = instance is None or instance.pk is None
-        if cleaned.get("expires_at") and (creating or "expires_at" in self.changed_data):
+        # On creation an empty expiry means "the default"; on a change it means "never", which may be refused.
+        if (cleaned.get("expires_at") and creating) or (not creating and "expires_at" in self.changed_data):
             now = timezone.now()
             try:
                 api_key_check_expiry(
-                    expires_at=cleaned["expires_at"], created_at=now if creating else instance.created_at, now=now
+                    expires_at=cleaned.get("expires_at"),
+                    created_at=now if creating else instance.created_at,
+                    now=now,
                 )
             except ValidationFailed as exc:
                 self.add_error("expires_at", exc.details["fields"]["expires_at"])

@@ -146,6 +146,10 @@ def _new_key(*, actor: Actor, now: datetime, **fields) -> tuple[ApiKey, str]:
     return key, raw
 
 
+def _describe(actor: Actor) -> str:
+    return f"{actor.kind}:{actor.id or actor.label}"
+
+
 def _actor_fields(actor: Actor) -> dict:
     return {"type": actor.kind, "id": actor.id, "label": actor.label[:200]}
 
@@ -192,7 +196,7 @@ def api_key_create(
         allowed_networks=networks,
         rate_limit_per_minute=rate_limit_per_minute,
     )
-    logger.info("API key %s created by %s:%s", key.identifier, actor.kind, actor.id)
+    logger.info("API key %s created by %s", key.identifier, _describe(actor))
     return key, raw
 
 
@@ -240,7 +244,7 @@ def api_key_update(
     )
     _save_validated(key)
     transaction.on_commit(lambda: key_row_refresh(key))
-    logger.info("API key %s changed by %s:%s (%s)", key.identifier, actor.kind, actor.id, ", ".join(sorted(changes)))
+    logger.info("API key %s changed by %s (%s)", key.identifier, _describe(actor), ", ".join(sorted(changes)))
     return key
 
 
@@ -255,7 +259,7 @@ def api_key_revoke(*, key: ApiKey, actor: Actor, acting_key: ApiKey | None = Non
     key.revoked_by_type, key.revoked_by_id, key.revoked_by_label = actor.kind, actor.id, actor.label[:200]
     key.save(update_fields=["revoked_at", "revoked_by_type", "revoked_by_id", "revoked_by_label", "updated_at"])
     transaction.on_commit(lambda: key_row_refresh(key))
-    logger.info("API key %s revoked by %s:%s", key.identifier, actor.kind, actor.id)
+    logger.info("API key %s revoked by %s", key.identifier, _describe(actor))
     return key
 
 
@@ -294,11 +298,10 @@ def api_key_rotate(
     old.save(update_fields=["grace_ends_at", "updated_at"])
     transaction.on_commit(lambda: key_row_refresh(old))
     logger.info(
-        "API key %s rotated to %s by %s:%s, grace %ss",
+        "API key %s rotated to %s by %s, grace %ss",
         old.identifier,
         new.identifier,
-        actor.kind,
-        actor.id,
+        _describe(actor),
         int(grace_period.total_seconds()),
     )
     return new, raw
