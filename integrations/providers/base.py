@@ -229,6 +229,17 @@ class Provider:
         """The provider's stable id for a raw record (used to record failures before transform succeeds)."""
         return str(raw.get("id", ""))
 
+    def fetch_record(self, connection: Connection, resource: str, external_id: str) -> dict[str, Any] | None:
+        """Re-read one raw record of `resource` by the id `external_id(resource, raw)` gave for it: how a
+        recorded record failure is retried without a full resync (the source may have fixed the record).
+
+        Returns the raw record, ready for `transform`, or None when the provider no longer has it. Raises the
+        `ProviderError` family like `fetch_page`. The default raises NotImplementedError: for providers
+        without a single-record endpoint the engine re-transforms the stored payload instead.
+        (Added alongside the Shopify provider; additive, nothing else in this interface changed.)
+        """
+        raise NotImplementedError
+
     def check_connection(self, connection: Connection) -> None:
         """A cheap authenticated call proving the credentials work. Raises a `ProviderError` if not."""
         raise NotImplementedError
