@@ -223,6 +223,15 @@ def _address(value: Any, kind: str) -> dict[str, str] | None:
     }
 
 
+def _text(obj: Mapping[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRecordError(f"{name} is not text: {value!r}", external_id=str(obj.get("id", "")))
+    return value.strip()
+
+
 def customer_record(customer: Mapping[str, Any], *, updated_at: datetime | None) -> CustomerRecord:
     """A Stripe Customer: `address` is the billing address, `shipping.address` the shipping one."""
     external_id = str(customer.get("id") or "")
@@ -240,8 +249,8 @@ def customer_record(customer: Mapping[str, Any], *, updated_at: datetime | None)
     return CustomerRecord(
         external_id=external_id,
         source_updated_at=updated_at,
-        name=str(customer.get("name") or ""),
-        email=str(customer.get("email") or "").strip(),
-        phone=str(customer.get("phone") or ""),
+        name=_text(customer, "name"),
+        email=_text(customer, "email"),
+        phone=_text(customer, "phone"),
         addresses=addresses,
     )

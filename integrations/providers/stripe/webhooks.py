@@ -116,13 +116,13 @@ def event_object(event: InboundEvent, expected: str) -> dict[str, Any]:
 def payment_intent_changed(event: InboundEvent, connection: Connection) -> WebhookOutcome:
     intent = event_object(event, "payment_intent")
     record = mappers.payment_from_intent(intent, updated_at=event.occurred_at, keys=order_reference_keys(connection))
-    return WebhookOutcome(resource="payments", records=[record])
+    return WebhookOutcome(resource="payment_intents", records=[record])
 
 
 def charge_changed(event: InboundEvent, connection: Connection) -> WebhookOutcome:
     charge = event_object(event, "charge")
     record = mappers.payment_from_charge(charge, updated_at=event.occurred_at, keys=order_reference_keys(connection))
-    return WebhookOutcome(resource="payments", records=[record])
+    return WebhookOutcome(resource="charges", records=[record])
 
 
 def customer_changed(event: InboundEvent, connection: Connection) -> WebhookOutcome:
@@ -142,7 +142,7 @@ def dispute_created_handler(client_factory: Callable[[Connection], StripeClient]
         charge_id = mappers.object_id(dispute.get("charge"))
         if not charge_id:
             raise BadRecordError("dispute without a charge", external_id=event.event_id)
-        charge = client_factory(connection).retrieve("charges", charge_id, expand=["payment_intent"])
+        charge, _ = client_factory(connection).retrieve("charges", charge_id, expand=["payment_intent"])
         record = mappers.payment_from_charge(
             charge, updated_at=event.occurred_at, keys=order_reference_keys(connection)
         )
@@ -152,7 +152,7 @@ def dispute_created_handler(client_factory: Callable[[Connection], StripeClient]
             f"dispute {dispute.get('id')} opened on {charge_id} for {amount} {currency}"
             f" (reason: {dispute.get('reason') or 'unknown'}, status: {dispute.get('status') or 'unknown'})"
         )
-        return WebhookOutcome(resource="payments", records=[record], note=note)
+        return WebhookOutcome(resource="charges", records=[record], note=note)
 
     return handle
 

@@ -216,7 +216,7 @@ def test_handler_table_covers_the_issue_types():
 
 def test_payment_intent_succeeded_gives_a_captured_payment_linked_to_its_order():
     outcome = handle("payment_intent.succeeded")
-    assert outcome.resource == "payments"
+    assert outcome.resource == "payment_intents"
     assert outcome.records == [
         PaymentRecord(
             external_id="pi_3Q1aBc2eZvKYlo2C0abc1234",
@@ -254,7 +254,7 @@ def test_payment_intent_payment_failed_gives_a_failed_payment():
 
 def test_charge_succeeded_updates_the_payment_of_its_payment_intent():
     outcome = handle("charge.succeeded")
-    assert outcome.resource == "payments"
+    assert outcome.resource == "charges"
     assert outcome.records == [
         PaymentRecord(
             external_id="pi_3Q1aBc2eZvKYlo2C0abc1234",
