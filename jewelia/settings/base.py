@@ -219,6 +219,15 @@ CELERY_BEAT_SCHEDULE["apikeys.flush_usage"] = {
 CELERY_BEAT_SCHEDULE["apikeys.notify_expiring"] = {"task": "apikeys.notify_expiring", "schedule": 3600.0}
 
 # --- integrations -------------------------------------------------------------------------------------------------
+# Provider HTTP (integrations.http): per-call timeouts, attempts per call, and the longest a worker sleeps
+# in-process per call before the retry goes to the database schedule instead.
+INTEGRATIONS_HTTP_CONNECT_TIMEOUT = env.float("INTEGRATIONS_HTTP_CONNECT_TIMEOUT", default=5.0)
+INTEGRATIONS_HTTP_READ_TIMEOUT = env.float("INTEGRATIONS_HTTP_READ_TIMEOUT", default=30.0)
+INTEGRATIONS_HTTP_MAX_ATTEMPTS = env.int("INTEGRATIONS_HTTP_MAX_ATTEMPTS", default=4)
+INTEGRATIONS_HTTP_MAX_WAIT = env.float("INTEGRATIONS_HTTP_MAX_WAIT", default=30.0)
+# Hosts, IPs or CIDR ranges that provider and alert URLs may reach over http or on private addresses
+# (integrations.urlsafety, DESIGN.md rule 10). Empty in production: https to public hosts only.
+INTEGRATIONS_ALLOWED_LOCAL_HOSTS = env.list("INTEGRATIONS_ALLOWED_LOCAL_HOSTS", default=[])
 # Fernet keys for secrets at rest, comma-separated, newest first (empty: one derived from SECRET_KEY, dev/test).
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 INTEGRATIONS_DEFAULT_SYNC_INTERVAL_MINUTES = env.int("INTEGRATIONS_DEFAULT_SYNC_INTERVAL_MINUTES", default=60)
