@@ -10,3 +10,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 ALLOWED_HOSTS = ["*"]
 # Tasks run inline unless a test starts a real worker (the `celery_worker_process` fixture switches this off).
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+
+# A test database of its own per test process, so that concurrent runs on one PostgreSQL server (developers,
+# helpers, CI) never drop each other's database.
+if USING_POSTGRES:  # noqa: F405
+    import os
+
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
