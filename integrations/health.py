@@ -49,7 +49,7 @@ def _live_check(integration: Integration) -> dict[str, Any]:
     from integrations.sync.connection import connection_build
 
     try:
-        provider = integration.provider_class()
+        provider = integration.provider_impl
         provider.check_connection(connection_build(integration, provider=provider))
     except AuthError as exc:
         return {"ok": False, "kind": "auth", "error": exc.message}

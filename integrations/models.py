@@ -26,9 +26,9 @@ SYNC_INTERVAL_MAX_MINUTES = 7 * 24 * 60
 def provider_choices() -> list[tuple[str, str]]:
     """Choices for `Integration.provider`, read from the registry at validation time (a callable, so adding a
     provider needs no migration)."""
-    from integrations.providers.registry import provider_choices as registry_choices
+    from integrations.providers import registry
 
-    return list(registry_choices())
+    return list(registry.provider_choices())
 
 
 class IntegrationStatus(models.TextChoices):
@@ -116,15 +116,16 @@ class Integration(models.Model):
         return bool(self.credentials_encrypted)
 
     @property
-    def provider_class(self):
-        from integrations.providers.registry import get_provider
+    def provider_impl(self):
+        """The registered provider (a stateless instance); raises KeyError for an unknown key."""
+        from integrations.providers import registry
 
-        return get_provider(self.provider)
+        return registry.get_provider(self.provider)
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         try:
-            provider = self.provider_class
+            provider = self.provider_impl
         except (KeyError, LookupError):
             raise ValidationError({"provider": [f"Unknown provider '{self.provider}'."]}) from None
         try:
@@ -132,6 +133,14 @@ class Integration(models.Model):
         except jsonschema.ValidationError as exc:
             path = ".".join(str(part) for part in exc.absolute_path) or "config"
             errors.setdefault("config", []).append(f"{path}: {exc.message}")
+        base_url = (self.config or {}).get("base_url") if isinstance(self.config, dict) else None
+        if base_url:
+            from integrations.urlsafety import check_base_url
+
+            try:
+                check_base_url(base_url)
+            except Exception as exc:  # the URL checker's refusal, whatever its class: report it on the field
+                errors.setdefault("config", []).append(f"base_url: {exc}")
         unknown = sorted(set(self.sync_resources or []) - {r.name for r in provider.resources})
         if unknown:
             errors.setdefault("sync_resources", []).append(f"Unknown resources: {', '.join(unknown)}.")
@@ -342,7 +351,7 @@ class FieldMapping(models.Model):
         from integrations.sync.mapping import validate_field_mapping
 
         validate_field_mapping(
-            provider=self.integration.provider_class,
+            provider=self.integration.provider_impl,
             resource=self.resource,
             external_path=self.external_path,
             local_field=self.local_field,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -24,6 +25,7 @@ from integrations.models import (
     SyncRunStatus,
     SyncTrigger,
 )
+from integrations.providers.base import AuthKind
 from jewelia.core.actors import Actor
 from jewelia.core.exceptions import Conflict, ValidationFailed
 
@@ -38,19 +40,11 @@ def _validation_failed(exc: ValidationError) -> ValidationFailed:
 
 def _check(integration: Integration) -> None:
     """Model validation (provider known, config per its schema, resources known, interval in bounds) plus
-    the base URL host check (DESIGN.md rule 10)."""
-    from integrations.urlsafety import check_base_url
-
+    the base URL host check (DESIGN.md rule 10), all in `Integration.clean()`."""
     try:
         integration.full_clean(exclude=["credentials_encrypted"])
     except ValidationError as exc:
         raise _validation_failed(exc) from None
-    base_url = (integration.config or {}).get("base_url")
-    if base_url:
-        try:
-            check_base_url(base_url)
-        except Exception as exc:
-            raise ValidationFailed(details={"fields": {"config": [f"base_url: {exc}"]}}) from None
     if integration.status not in SETTABLE_STATUSES and integration._state.adding:
         raise ValidationFailed(details={"fields": {"status": ["Choose draft, active or paused."]}})
 
@@ -58,11 +52,19 @@ def _check(integration: Integration) -> None:
 def integration_create(
     *, name: str, provider: str, actor: Actor, config: dict | None = None, credentials: dict | None = None, **fields
 ) -> Integration:
+    """Create an integration. Without an explicit status it starts `active` when it can connect (credentials
+    given, or a provider that needs none) and `draft` otherwise."""
     integration = Integration(name=name, provider=provider, config=config or {}, **fields)
     try:
-        integration.category = str(integration.provider_class.category)
+        provider_impl = integration.provider_impl
     except (KeyError, LookupError):
         raise ValidationFailed(details={"fields": {"provider": [f"Unknown provider '{provider}'."]}}) from None
+    integration.category = str(provider_impl.category)
+    if "status" not in fields:
+        connectable = bool(credentials) or provider_impl.auth_kind == AuthKind.NONE
+        integration.status = IntegrationStatus.ACTIVE if connectable else IntegrationStatus.DRAFT
+    if "sync_interval_minutes" not in fields:
+        integration.sync_interval_minutes = settings.INTEGRATIONS_DEFAULT_SYNC_INTERVAL_MINUTES
     _check(integration)
     integration.set_credentials(credentials or {})
     integration.created_by_type, integration.created_by_id = actor.kind, actor.id
@@ -174,7 +176,7 @@ def sync_start(
     enqueue: bool = True,
 ) -> tuple[SyncRun, bool]:
     """Start a sync (returns (run, created)); when one is already queued or running, returns that one."""
-    provider = integration.provider_class
+    provider = integration.provider_impl
     unknown = sorted(set(resources or []) - {r.name for r in provider.resources})
     if unknown:
         raise ValidationFailed(details={"fields": {"resources": [f"Unknown resources: {', '.join(unknown)}."]}})
@@ -289,11 +291,14 @@ def history_cleanup(*, older_than_days: int) -> dict[str, int]:
     """Delete finished runs and resolved record failures older than the retention period. Open failures stay
     whatever their age: they still need someone's attention."""
     cutoff = timezone.now() - timezone.timedelta(days=older_than_days)
-    failures, _ = RecordFailure.objects.filter(resolved_at__isnull=False, resolved_at__lt=cutoff).delete()
-    runs, _ = (
+    _, failures = RecordFailure.objects.filter(resolved_at__isnull=False, resolved_at__lt=cutoff).delete()
+    _, runs = (
         SyncRun.objects.filter(created_at__lt=cutoff)
         .exclude(status__in=ACTIVE_RUN_STATUSES)
         .exclude(next_attempt_at__isnull=False)
         .delete()
     )
-    return {"runs": runs, "record_failures": failures}
+    return {
+        "runs": runs.get("integrations.SyncRun", 0),
+        "record_failures": failures.get("integrations.RecordFailure", 0),
+    }

@@ -28,7 +28,7 @@ def _credentials_save(integration_id, credentials: dict) -> None:
 
 
 def provider_for(integration: Integration) -> Provider:
-    return integration.provider_class()
+    return integration.provider_impl
 
 
 def connection_build(integration: Integration, *, provider: Provider | None = None) -> Connection:

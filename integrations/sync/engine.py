@@ -307,7 +307,24 @@ def _retry_failures(ctx: RunContext) -> None:
         mappings = compile_mappings(
             FieldMapping.objects.filter(integration=ctx.integration, resource=resource.name), resource.kind
         )
-        _page_apply(ctx, resource, [row.payload for row in rows if row.payload is not None], mappings)
+        raws = []
+        for row in rows:
+            raw = _current_version(ctx, resource.name, row)
+            if raw is None:
+                RecordFailure.objects.filter(pk=row.pk).update(
+                    resolved_at=now, error=f"{row.error} (the provider no longer has this record)"
+                )
+            else:
+                raws.append(raw)
+        _page_apply(ctx, resource, raws, mappings)
+
+
+def _current_version(ctx: RunContext, resource: str, failure: RecordFailure) -> Any:
+    """The record as the provider has it now (it may have been fixed at the source), else the stored payload."""
+    try:
+        return ctx.provider.fetch_record(ctx.connection, resource, failure.external_id)
+    except NotImplementedError:
+        return failure.payload
 
 
 def _resources_for(provider: type[Provider], run: SyncRun, integration: Integration) -> list[Resource]:
@@ -325,7 +342,7 @@ def sync_run_execute(*, run_id: int) -> SyncRun | None:
     integration = run.integration
     started = time.monotonic()
     try:
-        provider = integration.provider_class()
+        provider = integration.provider_impl
         connection = connection_build(integration, provider=provider)
     except Exception as exc:  # unknown provider, undecryptable credentials, disallowed base URL
         logger.exception("integration %s: cannot build a connection", integration.pk)

@@ -306,7 +306,7 @@ def _identities_write(
                 content_type_id=content_type_id,
                 object_id=local_id,
                 content_hash=digest,
-                source_updated_at=record.source_updated_at,
+                source_updated_at=record.source_updated_at if digest else None,
                 created_at=now,
                 updated_at=now,
             )
@@ -344,6 +344,7 @@ def _upsert(
     before_create=None,
     after_create=None,
     after_update=None,
+    embedded: bool = False,
 ) -> _KindResult:
     """The shared plan -> create/link -> update -> identity sequence.
 
@@ -352,9 +353,17 @@ def _upsert(
     `existing_by_natural_key(keys)` (key -> pk) let new records link to local rows created elsewhere.
     `before_create(instances)` completes new instances in one go (order numbers); `after_create(pairs)` /
     `after_update(pairs)` receive [(record, instance)] for dependent rows (order items).
+
+    `embedded` records are partial copies inside another record (an order's customer): they only resolve or
+    create the local row, never update a known one, and their identity gets no hash or time, so the full
+    record from its own resource always overwrites what the partial copy created.
     """
     result = _KindResult()
     plan = _plan(ctx, kind, _dedupe(records))
+    if embedded:
+        plan.unchanged += [(record, mapping) for record, _, mapping in plan.changed]
+        plan.changed, plan.bump = [], []
+        plan.new = [(record, "") for record, _ in plan.new]
     result.unchanged = len(plan.unchanged)
     for record, mapping in plan.unchanged:
         result.local_ids[record.external_id] = mapping.object_id
@@ -484,7 +493,7 @@ def _customer_apply(ctx: WriteContext, now: datetime):
     return apply
 
 
-def write_customers(ctx: WriteContext, records: list[CustomerRecord]) -> _KindResult:
+def write_customers(ctx: WriteContext, records: list[CustomerRecord], *, embedded: bool = False) -> _KindResult:
     now = timezone.now()
 
     def by_email(keys: set[str]) -> dict[str, int]:
@@ -514,6 +523,7 @@ def write_customers(ctx: WriteContext, records: list[CustomerRecord]) -> _KindRe
             "source_updated_at",
             "updated_at",
         ],
+        embedded=embedded,
     )
 
 
@@ -698,7 +708,7 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> _KindResult:
     now = timezone.now()
     records = _dedupe(records)
     customers = [r.customer for r in records if r.customer is not None]
-    customer_ids = write_customers(ctx, customers).local_ids if customers else {}
+    customer_ids = write_customers(ctx, customers, embedded=True).local_ids if customers else {}
     skus = {item.sku for r in records for item in r.items if item.sku}
     product_ids = dict(Product.objects.filter(sku__in=skus).values_list("sku", "pk")) if skus else {}
     history: list[OrderStatusHistory] = []

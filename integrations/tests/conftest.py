@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from integrations.sandbox.testing import make_shopify_sandbox, shopify_sandbox  # noqa: F401
 from integrations.tests.fakes import FakeProvider, FakeStore
 from jewelia.core.actors import Actor
 
@@ -18,11 +19,13 @@ def register_provider(monkeypatch, provider: type) -> None:
         registry.provider_choices,
     )
 
+    instance = provider()
+
     def get_provider(key: str):
-        return provider if key == provider.key else original_get(key)
+        return instance if key == provider.key else original_get(key)
 
     def all_providers():
-        return [*[p for p in original_all() if p.key != provider.key], provider]
+        return [*[p for p in original_all() if p.key != provider.key], instance]
 
     def provider_choices():
         return [*[c for c in original_choices() if c[0] != provider.key], (provider.key, provider.name)]
@@ -83,33 +86,3 @@ def run_sync(django_capture_on_commit_callbacks):
 
     return run
 
-
-def _stand_ins_until_the_providers_package_lands() -> None:  # TEMPORARY: removed once registry/urlsafety exist
-    import sys
-    import types
-
-    try:
-        import integrations.providers.registry
-    except ImportError:
-        module = types.ModuleType("integrations.providers.registry")
-        module.get_provider = lambda key: (_ for _ in ()).throw(KeyError(key))
-        module.all_providers = lambda: []
-        module.provider_choices = lambda: []
-        sys.modules["integrations.providers.registry"] = module
-        import integrations.providers
-
-        integrations.providers.registry = module
-    try:
-        import integrations.urlsafety
-    except ImportError:
-        module = types.ModuleType("integrations.urlsafety")
-
-        def check_base_url(url):
-            if not (url.startswith("https://") or url.startswith("http://127.0.0.1")):
-                raise ValueError("not allowed")
-
-        module.check_base_url = check_base_url
-        sys.modules["integrations.urlsafety"] = module
-
-
-_stand_ins_until_the_providers_package_lands()

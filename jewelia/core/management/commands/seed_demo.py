@@ -10,6 +10,7 @@ from django.utils.module_loading import import_string
 # Each app contributes one seeder: a function taking (stdout, style) that is safe to run repeatedly.
 SEEDERS = [
     "orders.demo.seed",
+    "integrations.demo.seed",
 ]
 
 
