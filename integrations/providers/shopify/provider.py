@@ -25,6 +25,7 @@ before expiry, and once on a 401 (`refresh_credentials`, called by the HTTP laye
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,13 +36,16 @@ from integrations.providers.base import (
     Category,
     Connection,
     CursorStyle,
+    InboundEvent,
     Page,
     Provider,
     RecordKind,
     Resource,
+    WebhookOutcome,
 )
 from integrations.providers.shopify import client as shopify_client
 from integrations.providers.shopify import mappers
+from integrations.providers.shopify import webhooks as shopify_webhooks
 from integrations.providers.shopify.client import API_VERSION, MAX_PAGE_SIZE, RATE_LIMIT, ShopifyApi
 from integrations.records import Record
 
@@ -66,6 +70,7 @@ class ShopifyProvider(Provider):
             Capability.PULL_ORDERS,
             Capability.LIVE_CHECK,
             Capability.TOKEN_REFRESH,
+            Capability.WEBHOOKS,
         }
     )
     default_base_url = "https://{shop}.myshopify.com"
@@ -188,6 +193,16 @@ class ShopifyProvider(Provider):
     def check_connection(self, connection: Connection) -> None:
         api = self._api(connection)
         api.envelope(api.get(api.path("shop")), "shop")
+
+    # --- webhooks (`shopify/webhooks.py`) ------------------------------------------------------------------------
+    def verify_webhook(self, *, headers: Mapping[str, str], body: bytes, secrets: list[str], now: datetime) -> None:
+        shopify_webhooks.verify(headers=headers, body=body, secrets=secrets, now=now)
+
+    def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+        return shopify_webhooks.parse(headers=headers, body=body)
+
+    def webhook_handlers(self) -> dict[str, Callable[[InboundEvent, Connection], WebhookOutcome]]:
+        return shopify_webhooks.handlers(api_factory=self._api, external_id=self.external_id)
 
     def refresh_credentials(self, connection: Connection) -> dict[str, Any] | None:
         if not shopify_client.uses_client_credentials(connection.credentials):
