@@ -1,5 +1,37 @@
-from rest_framework.routers import SimpleRouter
+"""Routes of the webhooks app (included at /api/).
 
-router = SimpleRouter(trailing_slash="/?")
+- `webhooks/<integration uuid>/`: the public receiver providers deliver to (exact path, trailing slash);
+- `integrations/<uuid>/webhooks[/<event id>][/replay]`: the events API (trailing slash optional, like the
+  routers of the other apps).
+"""
 
-urlpatterns = router.urls
+from django.urls import path, re_path
+
+from webhooks.views import WebhookEventViewSet, WebhookReceiveView
+
+UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+EVENTS = rf"^integrations/(?P<integration_id>{UUID})/webhooks"
+
+urlpatterns = [
+    path("webhooks/<uuid:integration_id>/", WebhookReceiveView.as_view(), name="webhook-receive"),
+    re_path(
+        rf"{EVENTS}/?$",
+        WebhookEventViewSet.as_view({"get": "list", "post": "create"}),
+        name="webhook-event-list",
+    ),
+    re_path(
+        rf"{EVENTS}/replay/?$",
+        WebhookEventViewSet.as_view({"post": "replay_bulk"}),
+        name="webhook-event-replay-bulk",
+    ),
+    re_path(
+        rf"{EVENTS}/(?P<event_id>[0-9]+)/?$",
+        WebhookEventViewSet.as_view({"get": "retrieve"}),
+        name="webhook-event-detail",
+    ),
+    re_path(
+        rf"{EVENTS}/(?P<event_id>[0-9]+)/replay/?$",
+        WebhookEventViewSet.as_view({"post": "replay"}),
+        name="webhook-event-replay",
+    ),
+]

@@ -250,3 +250,24 @@ CELERY_BEAT_SCHEDULE["integrations.health"] = {"task": "integrations.check_healt
 CELERY_BEAT_SCHEDULE["integrations.cleanup"] = {"task": "integrations.cleanup", "schedule": 86400.0}
 
 # --- webhooks -----------------------------------------------------------------------------------------------------
+# Deliveries larger than this get 413 without being read.
+WEBHOOKS_MAX_BODY_BYTES = env.int("WEBHOOKS_MAX_BODY_BYTES", default=1024 * 1024)
+# Processed and ignored events are kept this long (it is also the de-duplication window: at least 7 days,
+# longer than any provider retries); failed and dead ones longer, for staff to inspect and replay.
+WEBHOOKS_RETENTION_DAYS = env.int("WEBHOOKS_RETENTION_DAYS", default=30)
+WEBHOOKS_FAILED_RETENTION_DAYS = env.int("WEBHOOKS_FAILED_RETENTION_DAYS", default=90)
+WEBHOOKS_MAX_ATTEMPTS = env.int("WEBHOOKS_MAX_ATTEMPTS", default=10)
+WEBHOOKS_RETRY_BASE_SECONDS = env.int("WEBHOOKS_RETRY_BASE_SECONDS", default=30)
+WEBHOOKS_RETRY_MAX_SECONDS = env.int("WEBHOOKS_RETRY_MAX_SECONDS", default=6 * 3600)
+WEBHOOKS_PENDING_GRACE_SECONDS = env.int("WEBHOOKS_PENDING_GRACE_SECONDS", default=60)
+WEBHOOKS_PROCESSING_TIMEOUT_SECONDS = env.int("WEBHOOKS_PROCESSING_TIMEOUT_SECONDS", default=300)
+WEBHOOKS_DRAIN_BATCH = env.int("WEBHOOKS_DRAIN_BATCH", default=50)
+WEBHOOKS_DRAIN_MAX_EVENTS = env.int("WEBHOOKS_DRAIN_MAX_EVENTS", default=2000)
+WEBHOOKS_SECRET_ROTATION_HOURS = env.float("WEBHOOKS_SECRET_ROTATION_HOURS", default=2.0)
+WEBHOOKS_SWEEP_SECONDS = env.int("WEBHOOKS_SWEEP_SECONDS", default=30)
+WEBHOOKS_COUNTERS_FLUSH_SECONDS = env.int("WEBHOOKS_COUNTERS_FLUSH_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["webhooks.sweep"] = {"task": "webhooks.sweep", "schedule": float(WEBHOOKS_SWEEP_SECONDS)}
+CELERY_BEAT_SCHEDULE["webhooks.flush_counters"] = {
+    "task": "webhooks.flush_counters",
+    "schedule": float(WEBHOOKS_COUNTERS_FLUSH_SECONDS),
+}

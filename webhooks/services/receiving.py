@@ -1,0 +1,251 @@
+"""The receiver's hot path: find the integration, verify, parse, store once, nudge processing.
+
+Constant work per delivery (DESIGN.md rule 8): one read of the integration row, the provider's HMAC check on the
+raw bytes, one JSON parse, one INSERT (a duplicate is detected by the unique constraint, not by a read first),
+and after commit one cache `add` that publishes a drain task only when none is pending. Processing is never
+started per request: the drain task claims stored events in batches (DESIGN.md rule 1: the row is the truth,
+the broker only a nudge). Nothing here calls a provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from integrations import crypto
+from integrations.models import Integration, IntegrationStatus
+from integrations.providers import registry
+from integrations.providers.base import Capability, InboundEvent, Provider, WebhookSignatureError
+from webhooks import counters
+from webhooks.models import WebhookEvent, WebhookEventStatus
+from webhooks.secrets import secrets_from_credentials
+
+logger = logging.getLogger("jewelia.webhooks")
+security_logger = logging.getLogger("jewelia.security.webhooks")
+
+# Events for an integration in these states are stored `held` and processed once it is active again.
+HOLD_STATUSES = frozenset({IntegrationStatus.PAUSED, IntegrationStatus.DRAFT, IntegrationStatus.DISCONNECTED})
+
+# Request headers never stored with an event: credentials a caller might send along, whatever the provider.
+_SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "password", "api-key", "apikey", "csrf")
+_MAX_HEADER_VALUE = 1024
+_MAX_HEADERS = 40
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the receiver needs to know about the integration a delivery is addressed to."""
+
+    integration_id: str
+    provider: Provider
+    status: str
+    credentials_encrypted: str = field(repr=False)
+
+    @property
+    def holds(self) -> bool:
+        return self.status in HOLD_STATUSES
+
+
+class Outcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    UNPARSABLE = "unparsable"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    outcome: Outcome
+    status: str = ""  # the stored event's status (pending or held)
+    reason: str = ""  # why a delivery was rejected or could not be parsed (for logs and the 400 answer)
+
+
+def webhook_target_get(*, integration_id: Any) -> Target | None:
+    """The integration behind a receiver URL, or None when no integration with webhooks has this id."""
+    row = (
+        Integration.objects.filter(pk=integration_id).values_list("provider", "status", "credentials_encrypted").first()
+    )
+    if row is None:
+        return None
+    provider_key, status, credentials_encrypted = row
+    try:
+        provider = registry.get_provider(provider_key)
+    except KeyError:
+        return None
+    if not provider.has(Capability.WEBHOOKS):
+        return None
+    return Target(str(integration_id), provider, status, credentials_encrypted)
+
+
+# Decrypting credentials is the costliest step of a delivery after the database; the same ciphertext always
+# decrypts to the same secrets, so a small per-process map keyed by the ciphertext skips it. A changed secret
+# is a new ciphertext, so a rotation takes effect on the next delivery.
+_SECRETS_CACHE: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_SECRETS_CACHE_SIZE = 256
+
+
+def _webhook_credentials(credentials_encrypted: str) -> dict[str, Any]:
+    cached = _SECRETS_CACHE.get(credentials_encrypted)
+    if cached is None:
+        credentials = crypto.decrypt_json(credentials_encrypted)
+        cached = {key: value for key, value in credentials.items() if key.startswith("webhook_secret")}
+        _SECRETS_CACHE[credentials_encrypted] = cached
+        if len(_SECRETS_CACHE) > _SECRETS_CACHE_SIZE:
+            _SECRETS_CACHE.popitem(last=False)
+    return cached
+
+
+def target_secrets(target: Target, *, now) -> list[str]:
+    try:
+        return secrets_from_credentials(_webhook_credentials(target.credentials_encrypted), now=now)
+    except crypto.DecryptionError:
+        logger.error(
+            "integration %s: credentials cannot be decrypted; webhook deliveries are refused", target.integration_id
+        )
+        return []
+
+
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The delivery headers worth keeping (provider topic, ids, timestamps, signature, user agent), without any
+    header that could carry a credential of ours, bounded in count and size."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if any(word in lowered for word in _SECRET_HEADER_WORDS) or lowered in ("content-length", "host"):
+            continue
+        kept[name] = value[:_MAX_HEADER_VALUE]
+        if len(kept) >= _MAX_HEADERS:
+            break
+    return kept
+
+
+def delivery_accept(*, target: Target, headers: Mapping[str, str], body: bytes, remote_addr: str = "") -> Receipt:
+    """Verify, parse and store one delivery whose size and content type the view has checked.
+
+    Rejected (no secret configured, bad signature): nothing is stored but a counter. Authentic but unparsable:
+    stored `failed` with the reason, once per distinct body. Authentic: stored `pending` (or `held`), or counted
+    as a duplicate when (integration, provider event id) exists already.
+    """
+    now = timezone.now()
+    secrets = target_secrets(target, now=now)
+    if not secrets:
+        return _reject(target, "no webhook secret is configured for this integration", remote_addr, now)
+    try:
+        target.provider.verify_webhook(headers=headers, body=body, secrets=secrets, now=now)
+    except WebhookSignatureError as exc:
+        return _reject(target, str(exc) or "invalid signature", remote_addr, now)
+
+    try:
+        event = target.provider.parse_webhook(headers=headers, body=body)
+    except ValueError as exc:
+        reason = str(exc)[:500] or "the body cannot be parsed"
+        # The same unusable body retried by the provider is stored once: its hash stands in for the event id.
+        event_id = f"unparsable:{hashlib.sha256(body).hexdigest()}"
+        event_insert(
+            WebhookEvent(
+                integration_id=target.integration_id,
+                provider_event_id=event_id,
+                event_type="",
+                status=WebhookEventStatus.FAILED,
+                received_at=now,
+                headers=stored_headers(headers),
+                raw_body=body,
+                signature_valid=True,
+                last_error=f"Unparsable delivery: {reason}",
+            )
+        )
+        logger.warning(
+            "integration %s: stored an authentic delivery that cannot be parsed: %s", target.integration_id, reason
+        )
+        return Receipt(Outcome.UNPARSABLE, status=WebhookEventStatus.FAILED, reason=reason)
+
+    status = WebhookEventStatus.HELD if target.holds else WebhookEventStatus.PENDING
+    stored = event_insert(_event_row(target, event, headers=headers, body=body, status=status, now=now))
+    if not stored:
+        _count(target, counters.DUPLICATES, now)
+        return Receipt(Outcome.DUPLICATE)
+    if status == WebhookEventStatus.PENDING:
+        from webhooks.services.processing import drain_nudge
+
+        transaction.on_commit(drain_nudge)
+    return Receipt(Outcome.STORED, status=status)
+
+
+def _event_row(target: Target, event: InboundEvent, *, headers, body: bytes, status: str, now) -> WebhookEvent:
+    return WebhookEvent(
+        integration_id=target.integration_id,
+        provider_event_id=str(event.event_id)[:255],
+        group_id=str(event.group_id or "")[:255],
+        event_type=str(event.event_type)[:100],
+        status=status,
+        received_at=now,
+        occurred_at=event.occurred_at,
+        headers=stored_headers(headers),
+        raw_body=body,
+        payload=event.payload,
+        signature_valid=True,
+    )
+
+
+def event_insert(row: WebhookEvent) -> bool:
+    """INSERT the row; False when (integration, provider event id) is taken: a duplicate delivery.
+
+    The unique constraint decides, so two concurrent deliveries of one event store exactly one row. The
+    savepoint keeps a surrounding transaction usable after the refused INSERT.
+    """
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        if WebhookEvent.objects.filter(
+            integration_id=row.integration_id, provider_event_id=row.provider_event_id
+        ).exists():
+            return False
+        raise
+    return True
+
+
+def _reject(target: Target, reason: str, remote_addr: str, now) -> Receipt:
+    _count(target, counters.REJECTED, now)
+    _security_log(target.integration_id, reason, remote_addr)
+    return Receipt(Outcome.REJECTED, reason=reason)
+
+
+def _count(target: Target, kind: str, now) -> None:
+    try:
+        counters.counter_increment(integration_id=target.integration_id, day=now.date(), kind=kind)
+    except Exception:  # Redis down: a lost count must never cost the delivery its answer
+        logger.warning("integration %s: could not count a %s delivery", target.integration_id, kind, exc_info=True)
+
+
+# One security log line per integration per minute and process: a flood of forgeries must not flood the logs
+# either. The counter still counts every one.
+_SECURITY_LOG_SECONDS = 60.0
+_last_security_log: dict[str, float] = {}
+
+
+def _security_log(integration_id: str, reason: str, remote_addr: str) -> None:
+    now = time.monotonic()
+    last = _last_security_log.get(integration_id)
+    if last is not None and now - last < _SECURITY_LOG_SECONDS:
+        return
+    if len(_last_security_log) > 10_000:
+        _last_security_log.clear()
+    _last_security_log[integration_id] = now
+    security_logger.warning(
+        "webhook delivery rejected for integration %s from %s: %s (further rejections for this integration in "
+        "the next %d s are counted, not logged)",
+        integration_id,
+        remote_addr or "unknown address",
+        reason,
+        int(_SECURITY_LOG_SECONDS),
+    )

@@ -1,0 +1,208 @@
+"""The webhook receiver (public, verified by the provider's signature) and the webhook events API.
+
+The receiver is a plain Django view, not a DRF one: it has no authentication, parsing or content negotiation
+to do, and every microsecond of the hot path is per delivery (DESIGN.md rule 8). The API views are thin:
+input serializer -> selector/service -> output serializer; scopes `webhooks:read` / `webhooks:write`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.response import Response
+
+from integrations.models import Integration
+from jewelia.core.actors import Actor
+from jewelia.core.exceptions import error_response
+from webhooks import selectors, services
+from webhooks.models import WebhookEvent
+from webhooks.serializers import (
+    BulkReplayInputSerializer,
+    BulkReplayOutputSerializer,
+    EventFilterSerializer,
+    ManualEventInputSerializer,
+    WebhookEventDetailSerializer,
+    WebhookEventSerializer,
+)
+from webhooks.services.receiving import Outcome
+
+
+# --- the receiver -----------------------------------------------------------------------------------------------------
+@method_decorator(csrf_exempt, name="dispatch")
+class WebhookReceiveView(View):
+    """`POST /api/webhooks/<integration uuid>/`: a provider's delivery.
+
+    404 unknown integration; 413 body over `WEBHOOKS_MAX_BODY_BYTES` (refused from Content-Length before
+    reading, and never more than the limit + 1 bytes read); 415 content type the provider does not send; 401
+    signature not verifiable (nothing stored); 400 authentic but unparsable (stored as failed); 200 stored or
+    duplicate.
+    """
+
+    public_endpoint = True
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, integration_id) -> JsonResponse:
+        target = services.webhook_target_get(integration_id=integration_id)
+        if target is None:
+            return error_response(status=404, code="not_found", message="Unknown webhook endpoint.", request=request)
+        limit = settings.WEBHOOKS_MAX_BODY_BYTES
+        if _declared_length(request) > limit:
+            return _too_large(request, limit)
+        allowed = target.provider.webhook_content_types
+        if (request.content_type or "").lower() not in allowed:
+            return error_response(
+                status=415,
+                code="unsupported_media_type",
+                message=f"Send the webhook as {' or '.join(allowed)}.",
+                details={"expected": list(allowed)},
+                request=request,
+            )
+        body = request.read(limit + 1)  # a body without (or with a lying) Content-Length stops here too
+        if len(body) > limit:
+            return _too_large(request, limit)
+        receipt = services.delivery_accept(
+            target=target, headers=request.headers, body=body, remote_addr=request.META.get("REMOTE_ADDR", "")
+        )
+        if receipt.outcome == Outcome.REJECTED:
+            return error_response(
+                status=401,
+                code="invalid_signature",
+                message="The webhook signature could not be verified.",
+                request=request,
+            )
+        if receipt.outcome == Outcome.UNPARSABLE:
+            return error_response(
+                status=400,
+                code="invalid_payload",
+                message="The delivery was stored, but its body cannot be read as an event.",
+                details={"reason": receipt.reason},
+                request=request,
+            )
+        if receipt.outcome == Outcome.DUPLICATE:
+            return JsonResponse({"received": True, "duplicate": True})
+        return JsonResponse({"received": True, "status": receipt.status})
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        return error_response(
+            status=405,
+            code="method_not_allowed",
+            message="Webhooks are delivered with POST.",
+            request=request,
+            headers={"Allow": "POST"},
+        )
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _too_large(request: HttpRequest, limit: int) -> JsonResponse:
+    return error_response(
+        status=413,
+        code="payload_too_large",
+        message=f"Webhook bodies are limited to {limit} bytes.",
+        details={"limit_bytes": limit},
+        request=request,
+    )
+
+
+# --- the events API ---------------------------------------------------------------------------------------------------
+INTEGRATION_PARAM = OpenApiParameter("integration_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+EVENT_PARAM = OpenApiParameter("event_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+FILTER_PARAMS = [
+    OpenApiParameter("status", OpenApiTypes.STR, description="One or more statuses, comma-separated."),
+    OpenApiParameter("type", OpenApiTypes.STR, description="Exact event type."),
+    OpenApiParameter("received_after", OpenApiTypes.DATETIME, description="Received at or after."),
+    OpenApiParameter("received_before", OpenApiTypes.DATETIME, description="Received before."),
+    OpenApiParameter("manual", OpenApiTypes.BOOL, description="Only hand-made (true) or delivered (false) events."),
+]
+
+
+def _valid(serializer):
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
+class WebhookEventViewSet(viewsets.GenericViewSet):
+    """An integration's webhook events: list and detail (`webhooks:read`), hand-made events and replays
+    (`webhooks:write`). Paths are bound in `webhooks/urls.py`."""
+
+    scope_resource = "webhooks"
+    serializer_class = WebhookEventSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return WebhookEvent.objects.none()  # model permissions for staff sessions; the views use selectors
+
+    def _integration(self) -> Integration:
+        return get_object_or_404(Integration, pk=self.kwargs["integration_id"])
+
+    @extend_schema(parameters=[INTEGRATION_PARAM, *FILTER_PARAMS], responses=WebhookEventSerializer(many=True))
+    def list(self, request, integration_id=None):
+        """Events newest first, without payloads (see the detail)."""
+        filters = _valid(EventFilterSerializer(data=request.query_params))
+        events = selectors.webhook_events_query(integration=self._integration(), **filters.selector_kwargs())
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(WebhookEventSerializer(page, many=True).data)
+
+    @extend_schema(parameters=[INTEGRATION_PARAM, EVENT_PARAM], responses=WebhookEventDetailSerializer)
+    def retrieve(self, request, integration_id=None, event_id=None):
+        event = selectors.webhook_event_get(integration=self._integration(), event_id=int(event_id))
+        return Response(WebhookEventDetailSerializer(event).data)
+
+    @extend_schema(
+        parameters=[INTEGRATION_PARAM],
+        request=ManualEventInputSerializer,
+        responses={201: WebhookEventDetailSerializer},
+        description="Create an event by hand (e.g. re-inject one from the provider's dashboard). It is marked "
+        "manual and processed like a delivery. 409 when an event with the same provider id exists (replay it).",
+    )
+    def create(self, request, integration_id=None):
+        data = _valid(ManualEventInputSerializer(data=request.data)).validated_data
+        event = services.webhook_event_create_manual(
+            integration=self._integration(),
+            event_type=data["type"],
+            payload=data["payload"],
+            event_id=data.get("event_id") or "",
+            occurred_at=data.get("occurred_at"),
+            actor=Actor.from_request(request),
+        )
+        return Response(WebhookEventDetailSerializer(event).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[INTEGRATION_PARAM, EVENT_PARAM],
+        request=None,
+        responses={202: WebhookEventDetailSerializer},
+        description="Process a processed, ignored, failed or dead event again (409 for any other status).",
+    )
+    def replay(self, request, integration_id=None, event_id=None):
+        event = selectors.webhook_event_get(integration=self._integration(), event_id=int(event_id))
+        event = services.webhook_event_replay(event=event)
+        return Response(WebhookEventDetailSerializer(event).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[INTEGRATION_PARAM],
+        request=BulkReplayInputSerializer,
+        responses={200: BulkReplayOutputSerializer, 202: BulkReplayOutputSerializer},
+        description="Replay every replayable event matching the filters (status defaults to failed,dead). "
+        'Without `confirm` nothing changes: the answer is `{"would_replay": n}`. With `"confirm": true` (and '
+        'optionally `"expected": n` from the dry run) the events are re-queued: 202 `{"replayed": n}`.',
+    )
+    def replay_bulk(self, request, integration_id=None):
+        data = _valid(BulkReplayInputSerializer(data=request.data))
+        queryset = selectors.webhook_events_query(integration=self._integration(), **data.selector_kwargs())
+        result = services.webhook_events_replay_bulk(
+            queryset=queryset, confirm=data.validated_data["confirm"], expected=data.validated_data.get("expected")
+        )
+        code = status.HTTP_202_ACCEPTED if "replayed" in result else status.HTTP_200_OK
+        return Response(BulkReplayOutputSerializer(result).data, status=code)
