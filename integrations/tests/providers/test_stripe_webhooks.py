@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from integrations.errors import BadRecordError
+from integrations.errors import BadRecordError, TransientError
 from integrations.providers.base import Connection, InboundEvent, WebhookSignatureError
+from integrations.providers.registry import get_provider
 from integrations.providers.stripe import webhooks
 from integrations.records import CustomerRecord, PaymentRecord
-from integrations.sandbox.signing import sign_stripe
+from integrations.sandbox.server import SandboxApp, SandboxResponse
+from integrations.sandbox.signing import encode, sign_stripe
+from integrations.sandbox.stripe import StripeSandbox
+from integrations.sandbox.testing import sandbox_connection
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 SECRET = "whsec_test_secret"
@@ -362,3 +366,96 @@ def test_handler_refuses_an_unknown_currency():
     event = webhooks.parse(body=json.dumps(payload).encode())
     with pytest.raises(BadRecordError, match="unknown currency"):
         webhooks.charge_changed(event, connection())
+
+
+# --- handlers that read from Stripe, and signed deliveries from the sandbox --------------------------------------
+
+
+@pytest.fixture
+def stripe_sandbox(settings):
+    settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1", "localhost"]
+    sandbox = StripeSandbox(now=lambda: 1_800_000_000).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def sandbox_conn(stripe_sandbox):
+    provider = get_provider("stripe")
+    return sandbox_connection(
+        provider, config=stripe_sandbox.config(), credentials=stripe_sandbox.credentials(), rate_limiting=False
+    )
+
+
+def test_dispute_created_reads_the_charge_back_and_notes_the_dispute(stripe_sandbox, sandbox_conn):
+    customer = stripe_sandbox.all("customers")[0]["id"]
+    intent = stripe_sandbox.add_payment(amount=76000, customer=customer, metadata={"jewelia_order": "J-000321"})
+    stripe_sandbox.dispute(intent["id"], reason="product_not_received", at=1_800_000_100)
+    raw_event = stripe_sandbox.events("charge.dispute.created")[0]  # newest first: this one
+    stripe_sandbox.clear_requests()
+    event = webhooks.parse(body=encode(raw_event))
+
+    outcome = get_provider("stripe").webhook_handlers()["charge.dispute.created"](event, sandbox_conn)
+
+    assert [(r.path, r.raw_query) for r in stripe_sandbox.requests] == [
+        (f"/v1/charges/{intent['latest_charge']}", "expand%5B%5D=payment_intent")
+    ]
+    assert outcome.resource == "charges"
+    assert outcome.records == [
+        PaymentRecord(
+            external_id=intent["id"],
+            source_updated_at=datetime.fromtimestamp(1_800_000_100, tz=UTC),
+            provider="stripe",
+            amount=Decimal("760.00"),
+            currency="USD",
+            status="captured",
+            method="card",
+            captured_amount=Decimal("760.00"),
+            refunded_amount=Decimal("0"),
+            order_reference="J-000321",
+            customer_external_id=customer,
+        )
+    ]
+    dispute_id = raw_event["data"]["object"]["id"]
+    assert outcome.note == (
+        f"dispute {dispute_id} opened on {intent['latest_charge']} for 760.00 USD"
+        " (reason: product_not_received, status: needs_response)"
+    )
+
+
+def test_dispute_created_is_transient_when_stripe_cannot_be_read(stripe_sandbox, sandbox_conn, fake_time):
+    stripe_sandbox.fail_next(10, status=503)
+    event = webhooks.parse(body=fixture("charge.dispute.created"))
+
+    with pytest.raises(TransientError):
+        get_provider("stripe").webhook_handlers()["charge.dispute.created"](event, sandbox_conn)
+
+
+class Receiver(SandboxApp):
+    """A stand-in webhook endpoint: records what arrives and answers 200."""
+
+    name = "receiver"
+
+    def __init__(self):
+        super().__init__()
+        self.route("POST", r"/hooks", lambda request: SandboxResponse(200, {"ok": True}))
+
+
+def test_the_sandbox_delivers_its_events_signed_as_stripe_does(stripe_sandbox):
+    receiver = Receiver().start()
+    try:
+        responses = stripe_sandbox.deliver_events(f"{receiver.url}/hooks", events=stripe_sandbox.events()[:5])
+    finally:
+        receiver.stop()
+
+    assert [r.status_code for r in responses] == [200] * 5
+    for request, event in zip(receiver.requests, stripe_sandbox.events()[:5], strict=True):
+        assert request.header("content-type") == "application/json; charset=utf-8"
+        assert request.header("stripe-signature").startswith("t=1800000000,v1=")
+        webhooks.verify(
+            headers=request.headers,
+            body=request.body,
+            secrets=[stripe_sandbox.webhook_secret],
+            now=datetime.fromtimestamp(1_800_000_000, tz=UTC),
+        )
+        assert webhooks.parse(body=request.body).event_id == event["id"]
