@@ -11,10 +11,11 @@ send. Reservations let the bucket go negative, which is what spaces out concurre
 would exceed what the caller is willing to sleep (`max_wait`), nothing is reserved and the caller gives the
 retry to the database schedule instead.
 
-`defer` pushes the bucket's time into the future and leaves at most one token in it: after a 429's
+`defer` pushes the bucket's time into the future and drains it to a single token: after a 429's
 `Retry-After`, or when a provider's rate-limit header says its own bucket is nearly full, every worker pauses,
 not just the one that noticed; when the pause ends one call goes at once and the rest follow at the refill
-rate, instead of a burst firing into a limit that just said no.
+rate (calls already holding a reservation keep their turn), instead of a burst firing into a limit that just
+said no.
 
 If Redis cannot be reached the limiter falls back to the in-process bucket (and logs it): each worker is
 still limited, the provider's 429s are still honoured, and syncs keep running during a Redis blip.
@@ -140,22 +141,43 @@ return tostring(wait)
 
 
 class RedisRateLimiter:
-    """The bucket in Redis, shared by every process using the same Redis; falls back to `fallback` on errors."""
+    """The bucket in Redis, shared by every process using the same Redis; falls back to `fallback` on errors.
 
-    def __init__(self, client, *, fallback: RateLimiter | None = None):
+    After a Redis error the fallback is used for `retry_after_error` seconds before Redis is tried again, so an
+    outage costs one failed connection attempt per interval, not one per provider call.
+    """
+
+    def __init__(
+        self,
+        client,
+        *,
+        fallback: RateLimiter | None = None,
+        retry_after_error: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.client = client
         self.fallback = fallback or LocalRateLimiter()
+        self.retry_after_error = retry_after_error
+        self.clock = clock
+        self._down_until = 0.0
         self._script = client.register_script(_LUA)
 
     def _run(self, key: str, rate: RateLimit, arg: float, mode: str) -> float:
         import redis
 
+        if self.clock() < self._down_until:
+            raise _RedisDown
         try:
             reply = self._script(
                 keys=[KEY_PREFIX + key], args=[_capacity(rate), _refill_rate(rate), repr(min(float(arg), 1e9)), mode]
             )
         except redis.RedisError as exc:
-            logger.warning("Rate limiter: Redis unavailable (%s); limiting in this process only", type(exc).__name__)
+            self._down_until = self.clock() + self.retry_after_error
+            logger.warning(
+                "Rate limiter: Redis unavailable (%s); limiting in this process only for %.0fs",
+                type(exc).__name__,
+                self.retry_after_error,
+            )
             raise _RedisDown from exc
         value = float(reply)
         return 0.0 if math.isnan(value) else max(0.0, value)
@@ -191,8 +213,13 @@ def get_rate_limiter() -> RateLimiter:
         if limiter is None:
             if url:
                 import redis
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
 
-                client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+                # Fail fast: a limiter that waits seconds for Redis would slow every provider call down.
+                client = redis.Redis.from_url(
+                    url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+                )
                 limiter = RedisRateLimiter(client)
             else:
                 limiter = LocalRateLimiter()
