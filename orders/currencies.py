@@ -7,6 +7,7 @@ most currencies use 2, the exceptions are listed below.
 """
 
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 
 
 def _codes(text: str) -> frozenset[str]:
@@ -45,6 +46,7 @@ def minor_units(code: str) -> int:
     return 2
 
 
+@cache
 def quantum(code: str) -> Decimal:
     """The smallest amount of `code` (Decimal("0.01") for EUR), for quantizing computed sums."""
     return Decimal(1).scaleb(-minor_units(code))

@@ -201,3 +201,18 @@ def test_staff_without_model_permission_is_refused(api_client, django_user_model
     user = django_user_model.objects.create_user(username="clerk", password="pw", is_staff=True)
     api_client.force_authenticate(user=user)
     assert api_client.get(URL).status_code == 403
+
+
+def test_fast_order_representation_matches_the_declared_serializer_fields():
+    from rest_framework import serializers
+
+    from orders.serializers import OrderOutputSerializer
+    from orders.tests.factories import OrderFactory, OrderItemFactory
+
+    order = OrderFactory(due_date="2025-05-01", currency="KWD", total=Decimal("1.125"))
+    OrderItemFactory(order=order, attributes={"ring_size": "54"}, unit_price=Decimal("1.125"))
+    OrderFactory(customer=None)
+    for row in Order.objects.select_related("customer").prefetch_related("items"):
+        serializer = OrderOutputSerializer(row)
+        generic = serializers.ModelSerializer.to_representation(serializer, row)
+        assert serializer.to_representation(row) == generic
