@@ -21,8 +21,9 @@ from typing import Any
 
 import requests
 
+from integrations.providers.stripe.client import API_VERSION as STRIPE_API_VERSION
+
 STRIPE_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
-STRIPE_API_VERSION = "2024-06-20"
 
 
 def sign_stripe(body: bytes, secret: str, t: int) -> str:
