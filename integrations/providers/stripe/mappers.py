@@ -160,7 +160,9 @@ def payment_from_charge(
     intent: Mapping[str, Any] | None = None,
 ) -> PaymentRecord:
     """A payment as its charge shows it. `intent` (or an expanded `charge.payment_intent`) adds the intent's
-    metadata for the order reference and its cancellation."""
+    metadata for the order reference and its cancellation. Without it (a `charge.*` event carries the intent's
+    id only) the order reference comes from the charge's own metadata, usually empty: the payment writer reads
+    an empty reference as "unknown" and keeps the order the payment is already linked to."""
     external_id = payment_id(charge)
     if intent is None and isinstance(charge.get("payment_intent"), Mapping):
         intent = charge["payment_intent"]
