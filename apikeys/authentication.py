@@ -9,6 +9,8 @@ id all get the same answer, so nobody learns which keys exist; only the holder o
 told that it is expired, revoked, rotated or used from an address it is not allowed from.
 """
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
@@ -16,8 +18,10 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from . import tokens
-from .cache import key_row_get
+from .cache import key_lookup, key_store
 from .models import USABLE_STATUSES, ApiKey, KeyStatus
+
+RATE_WINDOW_SECONDS = 60
 
 AUTH_SCHEME = "Bearer"
 HEADER = "X-API-Key"
@@ -59,6 +63,18 @@ class InvalidApiKey(exceptions.AuthenticationFailed):
         self.error_details = {"reason": reason}
 
 
+@dataclass(frozen=True)
+class RateWindow:
+    """This request's place in its key's one-minute rate-limit window (epoch seconds for the window's end)."""
+
+    count: int
+    resets_at: int
+
+
+def _accepts(key: ApiKey, now, ip: str | None) -> bool:
+    return key.status_at(now) in USABLE_STATUSES and key.allows_ip(ip)
+
+
 def presented_key(request) -> str | None:
     """The key from the `Authorization: Bearer` header, else from `X-API-Key`; None when neither is sent."""
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
@@ -87,15 +103,37 @@ class ApiKeyAuthentication(BaseAuthentication):
         parsed = tokens.parse(raw)
         if parsed is None:
             raise InvalidApiKey()
-        key = key_row_get(parsed.public_id)
+        key, version = key_lookup(parsed.public_id)
+        # The hash of a public id never changes, so even a row cached before a change verifies correctly.
         if key is None or not tokens.matches(raw, key.key_hash):
             raise InvalidApiKey()
 
+        now = timezone.now()
         ip = client_ip(request)
-        status = key.status_at(timezone.now())
-        accepted = status in USABLE_STATUSES and key.allows_ip(ip)
-        # Read by ApiKeyUsageMiddleware once the response (and so its status) exists.
-        request._request.api_key_usage = (key.pk, ip, accepted)
+        window = int(now.timestamp() // RATE_WINDOW_SECONDS)
+        accepted = _accepts(key, now, ip)
+        admission = key_store().admit(
+            key_id=key.pk,
+            public_id=key.public_id,
+            version=version,
+            window=window,
+            ttl=2 * RATE_WINDOW_SECONDS,
+            day=now.date(),
+            used=(now, ip) if accepted else None,
+        )
+        if admission.version != version:
+            # The key changed since this process cached it (revoked, rotated, new scopes): use the current row.
+            key, _ = key_lookup(parsed.public_id, fresh=True)
+            if key is None:
+                raise InvalidApiKey()
+            accepted = _accepts(key, now, ip)
+            if accepted:
+                key_store().touch(key_id=key.pk, used=(now, ip))
+
+        # Read after the response by ApiKeyUsageMiddleware (errors) and by ScopedPermission (rate limit).
+        request._request.api_key_usage = (key.pk, now.date())
+        request.api_key_rate = RateWindow(count=admission.count, resets_at=(window + 1) * RATE_WINDOW_SECONDS)
+        status = key.status_at(now)
         if status not in USABLE_STATUSES:
             raise InvalidApiKey(_REJECTIONS[status], reason=status.value)
         if not accepted:

@@ -1,16 +1,28 @@
-"""What API-key authentication keeps in the cache: key rows, rate-limit windows and usage counters.
+"""What API-key authentication keeps in memory and in the cache: key rows, rate-limit windows, usage counters.
 
-The hot path makes no database write. Per request it costs one cache read for the key row (a database read by
-the unique public id only on a miss), one pipelined increment for the rate limit and, after the response, one
-pipelined increment of the usage counters. The periodic flush (`services.api_key_usage_flush`) moves usage
-into `ApiKeyUsage` rows; a crash loses at most the counts since the last flush.
+The hot path makes no database write and, in the steady state, one Redis round trip per request:
 
-With Redis as the cache (production) counters live in Redis and are shared by every web process. Without it
-(a laptop, the test suite) the local-memory cache is used under a lock, which is correct for one process only.
+- key rows are kept in each process (`_local_rows`) and, shared, in the cache; a database read by the unique
+  public id happens only when neither has the row;
+- every change to a key stores the fresh row and bumps the key's *version* in the cache (`key_publish`); the
+  request's single round trip (`admit`, a Lua script) reads that version, so a process notices a revocation on
+  the very next request and reloads the row, while an unchanged key costs nothing extra;
+- the same round trip counts the request in the key's one-minute rate-limit window and in the usage
+  counters, and notes when and from where the key was last used. Errors are counted after the response
+  (`count_error`, only for 4xx/5xx). The periodic flush (`services.api_key_usage_flush`) moves usage into
+  `ApiKeyUsage` rows; a crash loses at most the counts since the last flush.
+
+With Redis as the cache (production) everything shared lives in Redis, for every web process. The store uses
+one client per process on the cache's own connection pool: Django's cache API builds a new `redis.Redis`
+object for every call, which costs more than the round trip itself. Without Redis (a laptop, the test suite)
+the local-memory cache is used under a lock, which is correct for one process only.
 """
 
+import copy
 import threading
+import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -20,24 +32,50 @@ from django.core.cache.backends.redis import RedisCache
 
 from .models import ApiKey
 
-_ROW_KEY = "apikeys:key:{public_id}"
+_ROW = "apikeys:key:{public_id}"
+_VERSION = "apikeys:version:{public_id}"
+_RATE = "apikeys:rate:{key_id}:{window}"
+_USAGE = "apikeys:usage"
+_LAST_USED = "apikeys:last_used"
+
+Use = tuple[datetime, str | None]  # when and from which address a key was used
 
 
-def key_row_get(public_id: str) -> ApiKey | None:
-    """The key's row from the cache, else from the database (cached only if it exists)."""
-    row_key = _ROW_KEY.format(public_id=public_id)
-    key = cache.get(row_key)
-    if key is None:
-        key = ApiKey.objects.filter(public_id=public_id).first()
-        if key is not None:
-            # add(), not set(): if a change stored a fresher row meanwhile, that row wins over this read.
-            cache.add(row_key, key, timeout=settings.APIKEYS_KEY_CACHE_SECONDS)
-    return key
+@dataclass(frozen=True)
+class Admission:
+    """What the cache answered for one request: the key's current version and its count in this window."""
+
+    version: int
+    count: int
 
 
-def key_row_refresh(key: ApiKey) -> None:
-    """Store the key's current row so every process sees a change (revocation, new scopes) at once."""
-    cache.set(_ROW_KEY.format(public_id=key.public_id), key, timeout=settings.APIKEYS_KEY_CACHE_SECONDS)
+# -- the key's row: process memory, then the shared cache, then the database ----------------------------------------
+
+_local_rows: dict[str, tuple[ApiKey, int, float]] = {}
+_LOCAL_ROWS_MAX = 10_000
+
+
+def key_lookup(public_id: str, *, fresh: bool = False) -> tuple[ApiKey | None, int]:
+    """The key with `public_id` (a private copy) and the version it was loaded at; (None, 0) when unknown."""
+    entry = None if fresh else _local_rows.get(public_id)
+    if entry is None or time.monotonic() - entry[2] > settings.APIKEYS_KEY_CACHE_SECONDS:
+        key, version = key_store().load(public_id)
+        if key is None:
+            _local_rows.pop(public_id, None)
+            return None, version
+        if len(_local_rows) >= _LOCAL_ROWS_MAX:
+            _local_rows.clear()
+        entry = _local_rows[public_id] = (key, version, time.monotonic())
+    # A copy, so that nothing a request does to `request.auth` reaches the next request.
+    return copy.copy(entry[0]), entry[1]
+
+
+def key_publish(key: ApiKey) -> None:
+    """Share a changed key (revoked, new scopes, rotated): every process uses the new row from its next request."""
+    key_store().publish(key)
+
+
+# -- usage batches -------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -55,7 +93,8 @@ def _counter_field(key_id: int, day: date, kind: str) -> str:
     return f"{key_id}:{day:%Y%m%d}:{kind}"
 
 
-def _last_used_value(when: datetime, ip: str | None) -> str:
+def _last_used_value(used: Use) -> str:
+    when, ip = used
     return f"{when.isoformat()}|{ip or ''}"
 
 
@@ -75,30 +114,77 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisCounters:
-    """Counters in Redis hashes, one round trip per operation on the hot path."""
+# -- Redis ---------------------------------------------------------------------------------------------------------
 
+# KEYS: version, rate window, usage hash, last-used hash.
+# ARGV: window TTL, request counter field, key id, last-used value ('' when the key is refused), expected version.
+_ADMIT_LUA = """
+local version = tonumber(redis.call('GET', KEYS[1]) or '0')
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+if ARGV[4] ~= '' and version == tonumber(ARGV[5]) then redis.call('HSET', KEYS[4], ARGV[3], ARGV[4]) end
+return {version, count}
+"""
+
+
+class RedisStore:
     def __init__(self, backend: RedisCache):
         self.client = backend._cache.get_client(write=True)
-        self.usage_key = backend.make_key("apikeys:usage")
-        self.last_used_key = backend.make_key("apikeys:last_used")
-        self.rate_prefix = backend.make_key("apikeys:rate")
+        self.admit_script = self.client.register_script(_ADMIT_LUA)
+        self.backend = backend
+        self.serializer = backend._cache._serializer
+        self.usage_key = backend.make_key(_USAGE)
+        self.last_used_key = backend.make_key(_LAST_USED)
 
-    def hit(self, *, key_id: int, window: int, ttl: int) -> int:
-        name = f"{self.rate_prefix}:{key_id}:{window}"
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(name)
-        pipe.expire(name, ttl)
-        return pipe.execute()[0]
+    def _name(self, template: str, **parts) -> str:
+        return self.backend.make_key(template.format(**parts))
 
-    def record(self, *, key_id: int, day: date, error: bool, used: tuple[datetime, str | None] | None) -> None:
+    def load(self, public_id: str) -> tuple[ApiKey | None, int]:
+        # The version is read before the row: if a change lands in between, the version is the older one and
+        # the next request reloads. The database row is shared with add-if-absent, so a change's fresher row wins.
+        row_name = self._name(_ROW, public_id=public_id)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(self.usage_key, _counter_field(key_id, day, "r"), 1)
-        if error:
-            pipe.hincrby(self.usage_key, _counter_field(key_id, day, "e"), 1)
-        if used is not None:
-            pipe.hset(self.last_used_key, str(key_id), _last_used_value(*used))
+        pipe.get(self._name(_VERSION, public_id=public_id))
+        pipe.get(row_name)
+        version, value = pipe.execute()
+        version = int(version or 0)
+        if value is not None:
+            return self.serializer.loads(value), version
+        key = ApiKey.objects.filter(public_id=public_id).first()
+        if key is not None:
+            self.client.set(row_name, self.serializer.dumps(key), ex=settings.APIKEYS_KEY_CACHE_SECONDS, nx=True)
+        return key, version
+
+    def publish(self, key: ApiKey) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(
+            self._name(_ROW, public_id=key.public_id),
+            self.serializer.dumps(key),
+            ex=settings.APIKEYS_KEY_CACHE_SECONDS,
+        )
+        pipe.incr(self._name(_VERSION, public_id=key.public_id))
         pipe.execute()
+
+    def admit(
+        self, *, key_id: int, public_id: str, version: int, window: int, ttl: int, day: date, used: Use | None
+    ) -> Admission:
+        current, count = self.admit_script(
+            keys=[
+                self._name(_VERSION, public_id=public_id),
+                self._name(_RATE, key_id=key_id, window=window),
+                self.usage_key,
+                self.last_used_key,
+            ],
+            args=[ttl, _counter_field(key_id, day, "r"), key_id, _last_used_value(used) if used else "", version],
+        )
+        return Admission(version=int(current), count=int(count))
+
+    def touch(self, *, key_id: int, used: Use) -> None:
+        self.client.hset(self.last_used_key, str(key_id), _last_used_value(used))
+
+    def count_error(self, *, key_id: int, day: date) -> None:
+        self.client.hincrby(self.usage_key, _counter_field(key_id, day, "e"), 1)
 
     def drain(self) -> UsageBatch:
         # RENAME is atomic: increments after it start a fresh hash, so nothing is counted twice or dropped.
@@ -119,60 +205,96 @@ class RedisCounters:
         for (key_id, day), (requests, errors) in batch.counts.items():
             pipe.hincrby(self.usage_key, _counter_field(key_id, day, "r"), requests)
             pipe.hincrby(self.usage_key, _counter_field(key_id, day, "e"), errors)
-        for key_id, used in batch.last_used.items():
-            pipe.hsetnx(self.last_used_key, str(key_id), _last_used_value(*used))
+        for key_id, (when, ip) in batch.last_used.items():
+            pipe.hsetnx(self.last_used_key, str(key_id), _last_used_value((when, ip)))
         pipe.execute()
 
+
+# -- any other cache (local memory) --------------------------------------------------------------------------------
 
 _local_lock = threading.Lock()
 
 
-class LocalCounters:
-    """The same counters on a non-Redis cache (local memory): atomic within one process only."""
+class LocalStore:
+    """The same operations on Django's cache API, under a process lock: correct for one process only."""
 
-    usage_key = "apikeys:usage"
-    last_used_key = "apikeys:last_used"
+    def load(self, public_id: str) -> tuple[ApiKey | None, int]:
+        version = cache.get(_VERSION.format(public_id=public_id), 0)
+        key = cache.get(_ROW.format(public_id=public_id))
+        if key is None:
+            key = ApiKey.objects.filter(public_id=public_id).first()
+            if key is not None:
+                cache.add(_ROW.format(public_id=public_id), key, timeout=settings.APIKEYS_KEY_CACHE_SECONDS)
+        return key, version
 
-    def hit(self, *, key_id: int, window: int, ttl: int) -> int:
-        name = f"apikeys:rate:{key_id}:{window}"
+    def publish(self, key: ApiKey) -> None:
         with _local_lock:
-            if cache.add(name, 1, timeout=ttl):
-                return 1
-            return cache.incr(name)
+            cache.set(_ROW.format(public_id=key.public_id), key, timeout=settings.APIKEYS_KEY_CACHE_SECONDS)
+            name = _VERSION.format(public_id=key.public_id)
+            cache.set(name, cache.get(name, 0) + 1, timeout=None)
 
-    def record(self, *, key_id: int, day: date, error: bool, used: tuple[datetime, str | None] | None) -> None:
+    def admit(
+        self, *, key_id: int, public_id: str, version: int, window: int, ttl: int, day: date, used: Use | None
+    ) -> Admission:
         with _local_lock:
-            counters = cache.get(self.usage_key) or {}
-            for kind in ("r", "e") if error else ("r",):
-                name = _counter_field(key_id, day, kind)
-                counters[name] = counters.get(name, 0) + 1
-            cache.set(self.usage_key, counters, timeout=None)
-            if used is not None:
-                last_used = cache.get(self.last_used_key) or {}
-                last_used[str(key_id)] = _last_used_value(*used)
-                cache.set(self.last_used_key, last_used, timeout=None)
+            current = cache.get(_VERSION.format(public_id=public_id), 0)
+            rate = _RATE.format(key_id=key_id, window=window)
+            count = 1 if cache.add(rate, 1, timeout=ttl) else cache.incr(rate)
+            self._add({_counter_field(key_id, day, "r"): 1})
+            if used is not None and current == version:
+                self._set_last_used(key_id, used)
+        return Admission(version=current, count=count)
+
+    def touch(self, *, key_id: int, used: Use) -> None:
+        with _local_lock:
+            self._set_last_used(key_id, used)
+
+    def count_error(self, *, key_id: int, day: date) -> None:
+        with _local_lock:
+            self._add({_counter_field(key_id, day, "e"): 1})
 
     def drain(self) -> UsageBatch:
         with _local_lock:
-            counters = cache.get(self.usage_key) or {}
-            last_used = cache.get(self.last_used_key) or {}
-            cache.delete_many([self.usage_key, self.last_used_key])
+            counters = cache.get(_USAGE) or {}
+            last_used = cache.get(_LAST_USED) or {}
+            cache.delete_many([_USAGE, _LAST_USED])
         return _batch_from(counters, last_used)
 
     def restore(self, batch: UsageBatch) -> None:
         with _local_lock:
-            counters = cache.get(self.usage_key) or {}
+            amounts = {}
             for (key_id, day), (requests, errors) in batch.counts.items():
-                for kind, amount in (("r", requests), ("e", errors)):
-                    name = _counter_field(key_id, day, kind)
-                    counters[name] = counters.get(name, 0) + amount
-            cache.set(self.usage_key, counters, timeout=None)
-            last_used = cache.get(self.last_used_key) or {}
+                amounts[_counter_field(key_id, day, "r")] = requests
+                amounts[_counter_field(key_id, day, "e")] = errors
+            self._add(amounts)
+            last_used = cache.get(_LAST_USED) or {}
             for key_id, used in batch.last_used.items():
-                last_used.setdefault(str(key_id), _last_used_value(*used))
-            cache.set(self.last_used_key, last_used, timeout=None)
+                last_used.setdefault(str(key_id), _last_used_value(used))
+            cache.set(_LAST_USED, last_used, timeout=None)
+
+    @staticmethod
+    def _add(amounts: dict[str, int]) -> None:
+        counters = cache.get(_USAGE) or {}
+        for name, amount in amounts.items():
+            counters[name] = counters.get(name, 0) + amount
+        cache.set(_USAGE, counters, timeout=None)
+
+    @staticmethod
+    def _set_last_used(key_id: int, used: Use) -> None:
+        last_used = cache.get(_LAST_USED) or {}
+        last_used[str(key_id)] = _last_used_value(used)
+        cache.set(_LAST_USED, last_used, timeout=None)
 
 
-def counters() -> RedisCounters | LocalCounters:
+_redis_stores: "weakref.WeakKeyDictionary[RedisCache, RedisStore]" = weakref.WeakKeyDictionary()
+
+
+def key_store() -> RedisStore | LocalStore:
+    """The store for the default cache; a Redis store (and its client) is made once per cache connection."""
     backend = caches["default"]
-    return RedisCounters(backend) if isinstance(backend, RedisCache) else LocalCounters()
+    if not isinstance(backend, RedisCache):
+        return LocalStore()
+    store = _redis_stores.get(backend)
+    if store is None:
+        store = _redis_stores[backend] = RedisStore(backend)
+    return store

@@ -1,18 +1,15 @@
 import logging
 
-from django.utils import timezone
-
-from .cache import counters
+from .cache import key_store
 
 logger = logging.getLogger(__name__)
 
 
 class ApiKeyUsageMiddleware:
-    """Count every request made with a verified API key, and whether it ended in an error (4xx/5xx).
+    """Count API-key requests that ended in an error (4xx/5xx) towards their key's daily usage.
 
-    Authentication marks the request; the count is taken here because only middleware sees the final status of
-    every response (including 403s, 429s and errors raised by views). One pipelined cache write per request;
-    `api_key_usage_flush` moves the counts to the database.
+    Authentication already counted the request itself; whether it failed is known only from the final
+    response (a 403, a 429, a validation error or a 500 raised by the view), which only middleware sees.
     """
 
     def __init__(self, get_response):
@@ -21,17 +18,11 @@ class ApiKeyUsageMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         usage = getattr(request, "api_key_usage", None)
-        if usage is not None:
-            key_id, ip, accepted = usage
-            now = timezone.now()
+        if usage is not None and response.status_code >= 400:
+            key_id, day = usage
             try:
-                counters().record(
-                    key_id=key_id,
-                    day=now.date(),
-                    error=response.status_code >= 400,
-                    used=(now, ip) if accepted else None,
-                )
+                key_store().count_error(key_id=key_id, day=day)
             except Exception:
                 # Usage statistics must never turn a served request into an error.
-                logger.exception("Could not record API-key usage for key %s", key_id)
+                logger.exception("Could not count an API-key error for key %s", key_id)
         return response

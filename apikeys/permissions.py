@@ -21,11 +21,9 @@ from rest_framework import exceptions, permissions
 
 from jewelia.core.exceptions import RateLimited
 
-from .cache import counters
 from .models import ApiKey
 
 SAFE_METHODS = permissions.SAFE_METHODS
-RATE_WINDOW_SECONDS = 60
 
 
 def required_scope(view, request) -> str | None:
@@ -59,15 +57,15 @@ class ModelPermissions(permissions.DjangoModelPermissions):
     }
 
 
-def enforce_rate_limit(key: ApiKey) -> None:
-    """Count the request in the key's current one-minute window (shared by every process); 429 when over."""
-    now = timezone.now().timestamp()
-    window = int(now // RATE_WINDOW_SECONDS)
-    count = counters().hit(key_id=key.pk, window=window, ttl=2 * RATE_WINDOW_SECONDS)
-    if count > key.rate_limit_per_minute:
+def enforce_rate_limit(request, key: ApiKey) -> None:
+    """429 when this request is over the key's per-minute limit (counted, across processes, at authentication)."""
+    window = getattr(request, "api_key_rate", None)
+    if window is None:  # not authenticated by ApiKeyAuthentication (a test's force_authenticate): nothing counted
+        return
+    if window.count > key.rate_limit_per_minute:
         raise RateLimited(
             f"This API key is limited to {key.rate_limit_per_minute} requests per minute.",
-            retry_after=math.ceil((window + 1) * RATE_WINDOW_SECONDS - now),
+            retry_after=math.ceil(window.resets_at - timezone.now().timestamp()),
             details={"limit_per_minute": key.rate_limit_per_minute},
         )
 
@@ -80,7 +78,7 @@ class ScopedPermission(permissions.BasePermission):
             return True
         key = request.auth if isinstance(request.auth, ApiKey) else None
         if key is not None:
-            enforce_rate_limit(key)
+            enforce_rate_limit(request, key)
         scope = required_scope(view, request)
         if scope is None:
             self.message = "This endpoint declares no scope and is closed."

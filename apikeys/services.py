@@ -21,7 +21,7 @@ from jewelia.core.actors import Actor
 from jewelia.core.exceptions import Conflict, JeweliaError, ValidationFailed
 
 from . import tokens
-from .cache import counters, key_row_refresh
+from .cache import key_publish, key_store
 from .models import ApiKey, ApiKeyUsage, validate_networks
 from .selectors import api_key_list
 
@@ -243,7 +243,7 @@ def api_key_update(
         rate_limit_per_minute=key.rate_limit_per_minute,
     )
     _save_validated(key)
-    transaction.on_commit(lambda: key_row_refresh(key))
+    transaction.on_commit(lambda: key_publish(key))
     logger.info("API key %s changed by %s (%s)", key.identifier, _describe(actor), ", ".join(sorted(changes)))
     return key
 
@@ -258,7 +258,7 @@ def api_key_revoke(*, key: ApiKey, actor: Actor, acting_key: ApiKey | None = Non
     key.revoked_at = timezone.now()
     key.revoked_by_type, key.revoked_by_id, key.revoked_by_label = actor.kind, actor.id, actor.label[:200]
     key.save(update_fields=["revoked_at", "revoked_by_type", "revoked_by_id", "revoked_by_label", "updated_at"])
-    transaction.on_commit(lambda: key_row_refresh(key))
+    transaction.on_commit(lambda: key_publish(key))
     logger.info("API key %s revoked by %s", key.identifier, _describe(actor))
     return key
 
@@ -296,7 +296,7 @@ def api_key_rotate(
     )
     old.grace_ends_at = now + grace_period
     old.save(update_fields=["grace_ends_at", "updated_at"])
-    transaction.on_commit(lambda: key_row_refresh(old))
+    transaction.on_commit(lambda: key_publish(old))
     logger.info(
         "API key %s rotated to %s by %s, grace %ss",
         old.identifier,
@@ -313,7 +313,7 @@ def api_key_usage_flush() -> int:
     The counters are taken out of the cache first. If the database write fails they are put back, so only a
     hard crash between the two loses counts, at most one flush interval's worth.
     """
-    store = counters()
+    store = key_store()
     batch = store.drain()
     if not batch:
         return 0

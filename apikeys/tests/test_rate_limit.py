@@ -56,9 +56,10 @@ def test_the_limit_is_shared_with_other_processes(clock):
     key, raw = create_key(scopes=["api_keys:read"], rate_limit_per_minute=5)
     window = int(clock.now.timestamp() // 60)
     script = (
-        "import django; django.setup();"
-        "from apikeys.cache import counters;"
-        f"[counters().hit(key_id={key.pk}, window={window}, ttl=120) for _ in range(5)]"
+        "import datetime, django; django.setup();"
+        "from apikeys.cache import key_store;"
+        f"[key_store().admit(key_id={key.pk}, public_id={key.public_id!r}, version=0, window={window}, ttl=120,"
+        " day=datetime.date.today(), used=None) for _ in range(5)]"
     )
     env = {"DJANGO_SETTINGS_MODULE": "jewelia.settings.test", "REDIS_URL": settings.REDIS_URL, "PATH": ""}
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=60)
