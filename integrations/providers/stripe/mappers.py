@@ -205,7 +205,7 @@ def payment_from_intent(
         status=intent_status(intent),
         method=_method(charge if isinstance(charge, Mapping) else None),
         captured_amount=money(intent.get("amount_received") or 0, currency, external_id=external_id),
-        refunded_amount=Decimal(0),
+        refunded_amount=money(0, currency, external_id=external_id),
         order_reference=order_reference(intent.get("metadata"), keys=keys),
         customer_external_id=object_id(intent.get("customer")),
     )
