@@ -161,6 +161,47 @@ class WebhookOutcome:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class OAuthSpec:
+    """How a provider does OAuth 2.0 (authorization code grant). The generic connect flow, token refresh and
+    revocation in the integrations app read this; only quirks need provider code.
+
+    Client id and secret are app-level and come from settings named by `client_id_setting` /
+    `client_secret_setting` (environment variables), never from the integration row.
+    """
+
+    authorize_url: str
+    token_url: str
+    scopes: tuple[str, ...]
+    client_id_setting: str
+    client_secret_setting: str
+    revoke_url: str = ""
+    pkce: bool = False
+    extra_authorize_params: tuple[tuple[str, str], ...] = ()
+    access_token_lifetime: timedelta | None = None  # when the token response has no expires_in
+    refresh_token_lifetime: timedelta | None = None  # known lifetime: warn staff some days before it runs out
+    rotates_refresh_token: bool = False  # the provider issues a new refresh token on every refresh
+
+
+@dataclass
+class PushRequest:
+    """One outbound change: `record` is the canonical snapshot of the local object (built by the engine from
+    the CRM's rows, provider-independent); `external_id` is set when the object was pushed before (update,
+    never a second create); `idempotency_key` is stable across retries of the same outbox row."""
+
+    resource: str
+    record: Record
+    idempotency_key: str
+    external_id: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  # per-integration push settings, e.g. document type
+
+
+@dataclass
+class PushResult:
+    external_id: str
+    version: str = ""  # the provider's object version after the write (QuickBooks SyncToken), if any
+
+
 class WebhookSignatureError(Exception):
     """The delivery is not authentic (bad/missing signature, stale timestamp). The message is for logs only."""
 
@@ -242,6 +283,23 @@ class Provider:
 
     def check_connection(self, connection: Connection) -> None:
         """A cheap authenticated call proving the credentials work. Raises a `ProviderError` if not."""
+        raise NotImplementedError
+
+    # --- OAuth (auth kind OAUTH2) and push (capabilities PUSH_*) ----------------------------------------------
+    oauth: ClassVar[OAuthSpec | None] = None
+
+    def oauth_callback_extras(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """Provider tenant ids carried on the OAuth callback that must be kept with the tokens (QuickBooks
+        `realmId`). Receives the callback's query parameters; returns the values to store in the integration's
+        config. Raises `ValueError` when a required one is missing."""
+        return {}
+
+    def push(self, connection: Connection, request: PushRequest) -> PushResult:
+        """Create or update one object at the provider (update when `request.external_id` is set). Uses the
+        idempotency mechanism the provider has (Idempotency-Key, requestid) with `request.idempotency_key`, so a
+        retry after a crash between sending and recording cannot create a duplicate. Returns a `PushResult`.
+        Raises the usual `ProviderError` family; a stale object version is handled inside (re-read, retry once).
+        """
         raise NotImplementedError
 
     # --- webhooks (capability WEBHOOKS) ---------------------------------------------------------------------
