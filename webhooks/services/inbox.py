@@ -22,7 +22,7 @@ from jewelia.core.exceptions import Conflict, ValidationFailed
 from webhooks import counters
 from webhooks.models import MIN_RETENTION_DAYS, REPLAYABLE_STATUSES, WebhookCounter, WebhookEvent, WebhookEventStatus
 from webhooks.secrets import credentials_with_secret
-from webhooks.services.processing import drain_nudge
+from webhooks.services.processing import PUBLISH_OPTIONS, drain_nudge
 from webhooks.services.receiving import HOLD_STATUSES, event_insert
 
 logger = logging.getLogger("jewelia.webhooks")
@@ -35,7 +35,7 @@ def _process_soon(event_id: int) -> None:
     from webhooks.tasks import process_event
 
     try:
-        process_event.apply_async((event_id,), retry=False)
+        process_event.apply_async((event_id,), **PUBLISH_OPTIONS)
     except Exception:
         logger.warning("webhooks: could not publish event %s, the sweeper will", event_id, exc_info=True)
 

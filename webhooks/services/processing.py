@@ -48,6 +48,9 @@ logger = logging.getLogger("jewelia.webhooks")
 
 NUDGE_KEY = "webhooks:drain-nudge"
 NUDGE_TTL_SECONDS = 30
+# Publishing is a nudge, never worth a wait: one quick reconnect (a broker restarted since the last publish),
+# then give up and leave the event to the sweeper.
+PUBLISH_OPTIONS = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0.1, "interval_max": 0.1}}
 ERROR_CHARS = 2000
 
 
@@ -67,7 +70,7 @@ def drain_nudge() -> None:
         logger.warning("webhooks: cache unavailable, processing waits for the sweeper", exc_info=True)
         return
     try:
-        drain.apply_async(retry=False)
+        drain.apply_async(**PUBLISH_OPTIONS)
     except Exception:
         logger.warning("webhooks: could not publish a drain task, processing waits for the sweeper", exc_info=True)
         with contextlib.suppress(Exception):  # let the next delivery try again rather than wait for the key to expire
@@ -79,7 +82,7 @@ def drain_publish() -> None:
     from webhooks.tasks import drain
 
     try:
-        drain.apply_async(retry=False)
+        drain.apply_async(**PUBLISH_OPTIONS)
     except Exception:
         logger.warning("webhooks: could not publish a drain task", exc_info=True)
 
