@@ -21,11 +21,9 @@ from . import tokens
 from .cache import key_lookup, key_store
 from .models import USABLE_STATUSES, ApiKey, KeyStatus
 
-RATE_WINDOW_SECONDS = 60
-
 AUTH_SCHEME = "Bearer"
-HEADER = "X-API-Key"
 INVALID_KEY_MESSAGE = "Invalid API key."
+RATE_WINDOW_SECONDS = 60
 
 _REJECTIONS = {
     KeyStatus.EXPIRED: "This API key has expired.",
@@ -39,6 +37,7 @@ class ApiKeyPrincipal(AnonymousUser):
 
     is_anonymous = False
     is_authenticated = True
+    is_active = True
 
     def __init__(self, api_key: ApiKey):
         self.api_key = api_key
@@ -71,8 +70,10 @@ class RateWindow:
     resets_at: int
 
 
-def _accepts(key: ApiKey, now, ip: str | None) -> bool:
-    return key.status_at(now) in USABLE_STATUSES and key.allows_ip(ip)
+def _judge(key: ApiKey, now, ip: str | None) -> tuple[KeyStatus, bool]:
+    """The key's status now, and whether this request may use it (usable status, allowed address)."""
+    status = key.status_at(now)
+    return status, status in USABLE_STATUSES and key.allows_ip(ip)
 
 
 def presented_key(request) -> str | None:
@@ -111,7 +112,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         now = timezone.now()
         ip = client_ip(request)
         window = int(now.timestamp() // RATE_WINDOW_SECONDS)
-        accepted = _accepts(key, now, ip)
+        status, accepted = _judge(key, now, ip)
         admission = key_store().admit(
             key_id=key.pk,
             public_id=key.public_id,
@@ -126,14 +127,13 @@ class ApiKeyAuthentication(BaseAuthentication):
             key, _ = key_lookup(parsed.public_id, fresh=True)
             if key is None:
                 raise InvalidApiKey()
-            accepted = _accepts(key, now, ip)
+            status, accepted = _judge(key, now, ip)
             if accepted:
                 key_store().touch(key_id=key.pk, used=(now, ip))
 
         # Read after the response by ApiKeyUsageMiddleware (errors) and by ScopedPermission (rate limit).
         request._request.api_key_usage = (key.pk, now.date())
         request.api_key_rate = RateWindow(count=admission.count, resets_at=(window + 1) * RATE_WINDOW_SECONDS)
-        status = key.status_at(now)
         if status not in USABLE_STATUSES:
             raise InvalidApiKey(_REJECTIONS[status], reason=status.value)
         if not accepted:

@@ -57,12 +57,13 @@ _LOCAL_ROWS_MAX = 10_000
 
 def key_lookup(public_id: str, *, fresh: bool = False) -> tuple[ApiKey | None, int]:
     """The key with `public_id` (a private copy) and the version it was loaded at; (None, 0) when unknown."""
+    ttl = settings.APIKEYS_KEY_CACHE_SECONDS
     entry = None if fresh else _local_rows.get(public_id)
-    if entry is None or time.monotonic() - entry[2] > settings.APIKEYS_KEY_CACHE_SECONDS:
+    if entry is None or time.monotonic() - entry[2] > ttl:
         key, version = key_store().load(public_id)
-        if key is None:
+        if key is None or ttl <= 0:
             _local_rows.pop(public_id, None)
-            return None, version
+            return key, version
         if len(_local_rows) >= _LOCAL_ROWS_MAX:
             _local_rows.clear()
         entry = _local_rows[public_id] = (key, version, time.monotonic())
@@ -152,17 +153,17 @@ class RedisStore:
         if value is not None:
             return self.serializer.loads(value), version
         key = ApiKey.objects.filter(public_id=public_id).first()
-        if key is not None:
+        if key is not None and settings.APIKEYS_KEY_CACHE_SECONDS > 0:
             self.client.set(row_name, self.serializer.dumps(key), ex=settings.APIKEYS_KEY_CACHE_SECONDS, nx=True)
         return key, version
 
     def publish(self, key: ApiKey) -> None:
+        row_name = self._name(_ROW, public_id=key.public_id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(
-            self._name(_ROW, public_id=key.public_id),
-            self.serializer.dumps(key),
-            ex=settings.APIKEYS_KEY_CACHE_SECONDS,
-        )
+        if settings.APIKEYS_KEY_CACHE_SECONDS > 0:
+            pipe.set(row_name, self.serializer.dumps(key), ex=settings.APIKEYS_KEY_CACHE_SECONDS)
+        else:
+            pipe.delete(row_name)
         pipe.incr(self._name(_VERSION, public_id=key.public_id))
         pipe.execute()
 

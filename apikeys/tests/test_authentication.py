@@ -3,10 +3,13 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apikeys import tokens
-from apikeys.services import api_key_revoke
+from apikeys.authentication import ApiKeyPrincipal
+from apikeys.models import ApiKey
+from apikeys.services import api_key_revoke, api_key_update, api_key_usage_flush
 from jewelia.core.actors import Actor
 
 from .conftest import assert_error, key_client
@@ -153,3 +156,38 @@ def test_staff_session_still_works(staff_user):
     response = client.get(URL)
     assert response.status_code == 200
     assert response.json()["actor"] == ["user", str(staff_user.pk), "staff"]
+
+
+def test_a_change_made_elsewhere_replaces_this_process_cached_row(clock, django_capture_on_commit_callbacks):
+    key, raw = create_key(name="Before", scopes=["orders:read"])
+    client = key_client(raw, ip="203.0.113.1")
+    assert client.get(URL).json()["actor"][2] == "Before"  # cached in this process
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_update(key=key, actor=Actor.system("tests"), name="After")
+    clock.advance(seconds=10)
+    assert client.get(URL).json()["actor"][2] == "After"
+    api_key_usage_flush()
+    key.refresh_from_db()
+    assert key.last_used_at == clock.now
+
+
+def test_with_row_caching_off_every_request_reads_the_database(settings):
+    settings.APIKEYS_KEY_CACHE_SECONDS = 0
+    key, raw = create_key(scopes=["orders:read"])
+    client = key_client(raw)
+    assert client.get(URL).status_code == 200
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())  # behind the services' back
+    assert_error(client.get(URL), 401, "authentication_failed")
+
+
+def test_request_user_is_an_authenticated_non_staff_principal():
+    key, raw = create_key(scopes=["orders:read"])
+    response = key_client(raw).get(URL)
+    assert response.json()["user"] == f"api-key:{key.identifier}"
+    principal = ApiKeyPrincipal(key)
+    assert (principal.is_authenticated, principal.is_anonymous, principal.is_active) == (True, False, True)
+    assert (principal.is_staff, principal.is_superuser, principal.has_perm("apikeys.view_apikey")) == (
+        False,
+        False,
+        False,
+    )

@@ -95,3 +95,12 @@ def test_no_admin_page_after_creation_shows_the_key_or_its_hash(admin_client):
     for response in pages:
         assert response.status_code == 200
         _assert_clean(response.content.decode(), key, raw)
+
+
+def test_error_reports_hide_both_key_headers(rf):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    _, raw = create_key()
+    request = rf.get("/api/api-keys", HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_X_API_KEY=raw)
+    meta = SafeExceptionReporterFilter().get_safe_request_meta(request)
+    assert raw not in repr(meta)

@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apikeys import services
 from apikeys.models import ApiKey, ApiKeyUsage
+from apikeys.services import usage as usage_service
 from apikeys.tasks import flush_usage
 
 from .conftest import key_client
@@ -77,7 +78,7 @@ def test_counts_survive_a_failed_database_write(clock, monkeypatch):
     def broken(batch):
         raise RuntimeError("database unavailable")
 
-    monkeypatch.setattr(services, "_write_usage", broken)
+    monkeypatch.setattr(usage_service, "_write_usage", broken)
     with pytest.raises(RuntimeError):
         services.api_key_usage_flush()
     monkeypatch.undo()

@@ -1,4 +1,4 @@
-"""Writes of API keys: create, update, revoke, rotate, the usage flush and expiry notices.
+"""Creating, changing, revoking and rotating API keys.
 
 Every function takes the `actor` (who acts, recorded on the row) and, when the actor is an API key, that key as
 `acting_key`: a key can only create, change, rotate or revoke keys that stay within its own scopes, expiry, IP
@@ -10,20 +10,15 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
+from apikeys import tokens
+from apikeys.cache import key_publish
+from apikeys.models import ApiKey, validate_networks
 from jewelia.core.actors import Actor
 from jewelia.core.exceptions import Conflict, JeweliaError, ValidationFailed
-
-from . import tokens
-from .cache import key_publish, key_store
-from .models import ApiKey, ApiKeyUsage, validate_networks
-from .selectors import api_key_list
 
 logger = logging.getLogger(__name__)
 
@@ -305,85 +300,3 @@ def api_key_rotate(
         int(grace_period.total_seconds()),
     )
     return new, raw
-
-
-def api_key_usage_flush() -> int:
-    """Move usage counters from the cache into `ApiKeyUsage` rows and `last_used_*`; returns requests moved.
-
-    The counters are taken out of the cache first. If the database write fails they are put back, so only a
-    hard crash between the two loses counts, at most one flush interval's worth.
-    """
-    store = key_store()
-    batch = store.drain()
-    if not batch:
-        return 0
-    try:
-        with transaction.atomic():
-            moved = _write_usage(batch)
-    except Exception:
-        store.restore(batch)
-        raise
-    return moved
-
-
-def _write_usage(batch) -> int:
-    ids = {key_id for key_id, _ in batch.counts} | set(batch.last_used)
-    known = set(ApiKey.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    rows = [(key_id, day, counts) for (key_id, day), counts in sorted(batch.counts.items()) if key_id in known]
-    ApiKeyUsage.objects.bulk_create(
-        [ApiKeyUsage(api_key_id=key_id, date=day) for key_id, day, _ in rows], ignore_conflicts=True
-    )
-    for key_id, day, (requests, errors) in rows:
-        ApiKeyUsage.objects.filter(api_key_id=key_id, date=day).update(
-            request_count=F("request_count") + requests, error_count=F("error_count") + errors
-        )
-    for key_id, (used_at, ip) in batch.last_used.items():
-        if key_id in known:
-            ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at), pk=key_id).update(
-                last_used_at=used_at, last_used_ip=ip or None
-            )
-    return sum(requests for _, _, (requests, _) in rows)
-
-
-def _notice_recipients() -> list[str]:
-    staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="")
-    emails = [email for _, email in settings.ADMINS] + list(staff.values_list("email", flat=True))
-    return sorted({email.strip().lower() for email in emails if email.strip()})
-
-
-def api_key_expiry_notify() -> int:
-    """Mail staff once about keys expiring within APIKEYS_EXPIRY_NOTICE_DAYS; returns how many keys were named.
-
-    Keys are marked in the same transaction, after the mail went out: a failed send leaves them for the next run.
-    """
-    now = timezone.now()
-    within = timedelta(days=settings.APIKEYS_EXPIRY_NOTICE_DAYS)
-    with transaction.atomic():
-        keys = list(
-            api_key_list(expiring_within=within, now=now)
-            .filter(expiry_notified_at__isnull=True)
-            .order_by("expires_at", "pk")
-            .select_for_update(skip_locked=True)
-        )
-        if not keys:
-            return 0
-        recipients = _notice_recipients()
-        if not recipients:
-            logger.warning("%d API keys expire soon but no ADMINS or staff e-mail is configured", len(keys))
-            return 0
-        lines = [
-            f"- {key.name} ({key.identifier}), expires {key.expires_at:%Y-%m-%d %H:%M} UTC: "
-            f"{settings.SITE_URL}/admin/apikeys/apikey/{key.pk}/change/"
-            for key in keys
-        ]
-        send_mail(
-            subject=f"[Jewelia] {len(keys)} API key(s) expire within {within.days} days",
-            message=(
-                "These API keys stop working soon. Rotate them (admin action or POST /api/api-keys/<id>/rotate) and "
-                "give the integrators their new keys, or let them expire.\n\n" + "\n".join(lines) + "\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-        )
-        ApiKey.objects.filter(pk__in=[key.pk for key in keys]).update(expiry_notified_at=now)
-    return len(keys)
