@@ -13,7 +13,8 @@ means. For every call it:
 - on a 401 calls `connection.refresh()` exactly once and retries once; a second 401 (or a refresh that
   returns None) is an `AuthError`;
 - classifies everything else once: 3xx (redirects are never followed: a redirect to another host would leak
-  the auth header) and 4xx are `PermanentError`s.
+  the auth header) and 4xx are `PermanentError`s, unless the provider's `should_retry(response)` reads an
+  explicit answer from its own headers (Stripe's `Stripe-Should-Retry`).
 
 Waiting happens in-process only up to `RetryPolicy.max_wait` seconds per call (and `max_attempts` attempts):
 past that the client raises `TransientError`/`RateLimitedError` with `retry_after` set, so the engine keeps
@@ -408,7 +409,8 @@ class ProviderHttpClient:
             raise PermanentError(f"{self.name}: {method} {shown} could not be sent ({type(exc).__name__})") from None
         status = response.status_code
         logger.debug("%s: %s %s -> %d in %.0f ms", self.name, method, shown, status, (self.clock() - started) * 1000)
-        self._apply_hint(response)
+        if status != 429:  # on a 429 its Retry-After is the authority, not the usage header
+            self._apply_hint(response)
 
         if 200 <= status < 300:
             try:

@@ -252,6 +252,23 @@ def test_other_4xx_answers_are_permanent_and_never_retried(api, clock, status):
     assert len(api.requests) == 1 and clock.sleeps == []
 
 
+def test_a_provider_saying_do_not_retry_makes_a_5xx_permanent(api, clock):
+    api.fail_next(3, status=503)
+
+    with pytest.raises(PermanentError, match="says not to retry"):
+        client_for(api, should_retry=lambda response: False).get("/items")
+
+    assert len(api.requests) == 1
+
+
+def test_a_provider_saying_retry_makes_a_4xx_transient(api, clock):
+    api.fail_next(1, status=409)
+
+    client_for(api, should_retry=lambda response: response.status_code == 409).get("/items")
+
+    assert clock.sleeps == [0.25]
+
+
 def test_a_redirect_is_not_followed_and_is_permanent(api, clock):
     api.fail_next(1, status=302, headers={"Location": "http://169.254.169.254/latest?token=abc123"})
 
@@ -372,6 +389,15 @@ def test_a_providers_rate_limit_hint_pauses_every_worker(api, clock):
         client_for(api, rate_limit=LIMIT, rate_limit_hint=lambda response: 3.0).get("/items")
 
     assert limiter.deferred == [("int-1", 3.0)]
+
+
+def test_on_a_429_the_retry_after_wins_over_the_providers_usage_hint(api, clock):
+    limiter = RecordingLimiter()
+    api.rate_limit_next(1, retry_after="1")
+    with http_overrides(limiter=limiter):
+        client_for(api, rate_limit=LIMIT, rate_limit_hint=lambda response: 10.0).get("/items")
+
+    assert limiter.deferred == [("int-1", 1.0), ("int-1", 10.0)]  # the hint only from the successful answer
 
 
 # --- redaction -------------------------------------------------------------------------------------------------------
