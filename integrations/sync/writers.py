@@ -5,10 +5,11 @@ Every writer follows the same plan per batch (a provider page):
 1. look up the identity map for the batch's external ids (one query);
 2. classify each record: new, changed (content hash differs), unchanged (same hash), or stale (the source's
    updated time is older than what we stored: DESIGN.md rule 2, never written);
-3. create new local rows with `bulk_create`, linking instead to an existing row with the same natural key
-   (customer email, product SKU, payment provider id) so a store's existing customers are not duplicated;
+3. create new local rows with one batch INSERT (`integrations.sync.bulk`), linking instead to an existing row
+   with the same natural key (customer email, product SKU, payment provider id) so a store's existing customers
+   are not duplicated;
 4. update changed rows with `bulk_update`;
-5. write the identity rows (`bulk_create` / `bulk_update`).
+5. write the identity rows (batch INSERT / `bulk_update`).
 
 No per-row saves on this path: a 250-order page is about a dozen queries whatever its size. Validation that
 needs no database happens before, per record, so a bad record fails alone (`BadRecordError`); a database error
@@ -36,6 +37,7 @@ from integrations.errors import BadRecordError
 from integrations.models import IdentityMapping, Integration
 from integrations.providers.base import Provider, RecordKind
 from integrations.records import CustomerRecord, InventoryRecord, OrderRecord, PaymentRecord, ProductRecord
+from integrations.sync import bulk
 from jewelia.core.actors import Actor
 from orders.currencies import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, is_valid_currency
 from orders.models import (
@@ -65,6 +67,8 @@ RECORD_KIND = {
     PaymentRecord: RecordKind.PAYMENT,
 }
 _MONEY_LIMIT = Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES)
+_CHANNELS = frozenset(Channel.values)
+_CATEGORIES = frozenset(ProductCategory.values)
 
 
 # --- context and results ----------------------------------------------------------------------------------------------
@@ -146,25 +150,28 @@ def _max_time(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 # --- hashing and validation -------------------------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
+_HASHED_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _hashed_fields(cls: type) -> tuple[str, ...]:
+    names = _HASHED_FIELDS.get(cls)
+    if names is None:
+        names = _HASHED_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name != "source_updated_at")
+    return names
+
+
+def _encode(value: Any) -> Any:
+    """json.dumps' `default`: only the values JSON cannot encode natively come here (C encoder for the rest)."""
     if dataclasses.is_dataclass(value):
-        return {
-            f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "source_updated_at"
-        }
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Decimal):
-        return str(value.normalize()) if value == value.to_integral() else str(value)
+        return {name: getattr(value, name) for name in _hashed_fields(type(value))}
     if isinstance(value, datetime):
         return value.isoformat()
-    return value
+    return str(value)  # Decimal, and anything else with a stable text form
 
 
 def content_hash(record: Any) -> str:
     """SHA-256 of the record's content (everything but `source_updated_at`, which says when, not what)."""
-    payload = json.dumps(_plain(record), sort_keys=True, separators=(",", ":"), default=str)
+    payload = json.dumps(record, default=_encode, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -182,8 +189,14 @@ def _check_currency(value: str) -> None:
         raise BadRecordError(f"'{value}' is not an ISO 4217 currency")
 
 
+_CHOICES: dict[type, frozenset[str]] = {}
+
+
 def _check_choice(name: str, value: str, choices) -> None:
-    if value not in choices.values:
+    allowed = _CHOICES.get(choices)
+    if allowed is None:  # `TextChoices.values` builds a new list on every access: cache it
+        allowed = _CHOICES[choices] = frozenset(choices.values)
+    if value not in allowed:
         raise BadRecordError(f"{name} '{value}' is not one of {', '.join(choices.values)}")
 
 
@@ -258,7 +271,7 @@ def _dedupe(records: Iterable[Any]) -> list[Any]:
     return list(chosen.values())
 
 
-def _plan(ctx: WriteContext, kind: RecordKind, records: list[Any]) -> _Plan:
+def _plan(ctx: WriteContext, kind: RecordKind, records: list[Any], *, hashed: bool = True) -> _Plan:
     existing = {
         mapping.external_id: mapping
         for mapping in IdentityMapping.objects.filter(
@@ -269,8 +282,14 @@ def _plan(ctx: WriteContext, kind: RecordKind, records: list[Any]) -> _Plan:
     }
     plan = _Plan()
     for record in records:
-        digest = content_hash(record)
         mapping = existing.get(record.external_id)
+        if not hashed:  # embedded copies: only resolved or created, never compared
+            if mapping is None:
+                plan.new.append((record, ""))
+            else:
+                plan.unchanged.append((record, mapping))
+            continue
+        digest = content_hash(record)
         if mapping is None:
             plan.new.append((record, digest))
             continue
@@ -297,7 +316,8 @@ def _identities_write(
 ) -> None:
     now = timezone.now()
     content_type_id = ctx.content_type_id(model)
-    IdentityMapping.objects.bulk_create(
+    bulk.insert(
+        IdentityMapping,
         [
             IdentityMapping(
                 integration=ctx.integration,
@@ -359,11 +379,7 @@ def _upsert(
     record from its own resource always overwrites what the partial copy created.
     """
     result = _KindResult()
-    plan = _plan(ctx, kind, _dedupe(records))
-    if embedded:
-        plan.unchanged += [(record, mapping) for record, _, mapping in plan.changed]
-        plan.changed, plan.bump = [], []
-        plan.new = [(record, "") for record, _ in plan.new]
+    plan = _plan(ctx, kind, _dedupe(records), hashed=not embedded)
     result.unchanged = len(plan.unchanged)
     for record, mapping in plan.unchanged:
         result.local_ids[record.external_id] = mapping.object_id
@@ -402,7 +418,7 @@ def _upsert(
     new_objects = [build(record) for record, _, _ in to_create]
     if before_create and new_objects:
         before_create(new_objects)
-    model.objects.bulk_create(new_objects, batch_size=ctx.batch_size)
+    bulk.insert(model, new_objects, batch_size=ctx.batch_size)
     for (record, _, _), obj in zip(to_create, new_objects, strict=True):
         key = natural_key(record) if natural_key is not None else None
         if key and key in claimed and claimed[key] is None:
@@ -534,7 +550,7 @@ def _product_values(record: ProductRecord) -> dict[str, Any]:
         "name": (record.name or record.sku)[:200],
         "price": record.price,
         "currency": record.currency,
-        "category": record.category if record.category in ProductCategory.values else ProductCategory.OTHER,
+        "category": record.category if record.category in _CATEGORIES else ProductCategory.OTHER,
         "metal": record.metal[:64],
         "gemstone": record.gemstone[:64],
         "active": record.active,
@@ -685,7 +701,7 @@ def _order_values(record: OrderRecord, customer_id: int | None) -> dict[str, Any
     return {
         "external_reference": record.external_number[:100],
         "customer_id": customer_id,
-        "channel": record.channel if record.channel in Channel.values else Channel.OTHER,
+        "channel": record.channel if record.channel in _CHANNELS else Channel.OTHER,
         "status": record.status,
         "payment_status": record.payment_status,
         "fulfillment_status": record.fulfillment_status,
@@ -739,7 +755,7 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> _KindResult:
 
     def after_create(pairs: list[tuple[OrderRecord, Order]]) -> None:
         items = [item for record, order in pairs for item in items_of(order, record)]
-        OrderItem.objects.bulk_create(items, batch_size=ctx.batch_size)
+        bulk.insert(OrderItem, items, batch_size=ctx.batch_size)
         history.extend(
             OrderStatusHistory(
                 order=order, from_status="", to_status=order.status, note=note, created_at=now, **ctx.actor.as_fields()
@@ -761,8 +777,8 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> _KindResult:
 
     def after_update(pairs: list[tuple[OrderRecord, Order]]) -> None:
         OrderItem.objects.filter(order__in=[order.pk for _, order in pairs]).delete()
-        OrderItem.objects.bulk_create(
-            [item for record, order in pairs for item in items_of(order, record)], batch_size=ctx.batch_size
+        bulk.insert(
+            OrderItem, [item for record, order in pairs for item in items_of(order, record)], batch_size=ctx.batch_size
         )
         history.extend(
             OrderStatusHistory(
@@ -789,7 +805,7 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> _KindResult:
         after_create=after_create,
         after_update=after_update,
     )
-    OrderStatusHistory.objects.bulk_create(history, batch_size=ctx.batch_size)
+    bulk.insert(OrderStatusHistory, history, batch_size=ctx.batch_size)
     payments = [payment for r in records if r.external_id in result.local_ids for payment in r.payments]
     if payments:
         order_of_payment = {p.external_id: result.local_ids[r.external_id] for r in records for p in r.payments}
