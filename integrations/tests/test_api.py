@@ -340,3 +340,29 @@ def test_credentials_never_reach_the_logs(staff_client, fake_store, payload, cap
         run_sync(Integration.objects.get(pk=created["id"]))
 
     assert SECRET not in caplog.text
+
+
+def _key_client(*scopes: str):
+    from rest_framework.test import APIClient
+
+    from apikeys.services import api_key_create
+    from jewelia.core.actors import Actor
+
+    _row, raw = api_key_create(actor=Actor.system("tests"), name=f"key {'+'.join(scopes)}", scopes=list(scopes))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def test_api_key_scopes_separate_reading_changing_and_syncing(integration):
+    reader = _key_client("integrations:read")
+    syncer = _key_client("integrations:sync")
+
+    assert reader.get("/api/integrations/").status_code == 200
+    assert reader.get(f"/api/integrations/{integration.pk}/sync/").status_code == 200
+    refused = reader.post(f"/api/integrations/{integration.pk}/sync/", {}, format="json")
+    assert refused.status_code == 403
+    assert "integrations:sync" in refused.json()["error"]["message"]
+    assert reader.patch(f"/api/integrations/{integration.pk}/", {"name": "x"}, format="json").status_code == 403
+    assert syncer.post(f"/api/integrations/{integration.pk}/sync/", {}, format="json").status_code == 202
+    assert SyncRun.objects.get().requested_by_type == "api_key"
