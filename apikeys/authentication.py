@@ -9,17 +9,24 @@ id all get the same answer, so nobody learns which keys exist; only the holder o
 told that it is expired, revoked, rotated or used from an address it is not allowed from.
 """
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
+
+from jewelia.core.exceptions import JeweliaError
 
 from . import tokens
 from .cache import key_lookup, key_store
 from .models import USABLE_STATUSES, ApiKey, KeyStatus
+
+logger = logging.getLogger(__name__)
 
 AUTH_SCHEME = "Bearer"
 INVALID_KEY_MESSAGE = "Invalid API key."
@@ -60,6 +67,12 @@ class InvalidApiKey(exceptions.AuthenticationFailed):
     def __init__(self, message: str = INVALID_KEY_MESSAGE, *, reason: str = "invalid"):
         super().__init__(message)
         self.error_details = {"reason": reason}
+
+
+class KeyCheckUnavailable(JeweliaError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "API keys cannot be checked right now; retry shortly."
 
 
 @dataclass(frozen=True)
@@ -104,11 +117,29 @@ class ApiKeyAuthentication(BaseAuthentication):
         parsed = tokens.parse(raw)
         if parsed is None:
             raise InvalidApiKey()
-        key, version = key_lookup(parsed.public_id)
+        try:
+            key, status, accepted, now, rate = self._admit(request, raw, parsed.public_id)
+        except RedisError:
+            # Without the cache neither revocations nor rate limits can be checked: refuse, do not guess.
+            logger.exception("API-key authentication could not reach the cache")
+            raise KeyCheckUnavailable() from None
+
+        # Read after the response by ApiKeyUsageMiddleware (errors) and by ScopedPermission (rate limit).
+        request._request.api_key_usage = (key.pk, now.date())
+        request.api_key_rate = rate
+        if status not in USABLE_STATUSES:
+            raise InvalidApiKey(_REJECTIONS[status], reason=status.value)
+        if not accepted:
+            raise InvalidApiKey("This API key may not be used from this IP address.", reason="ip_not_allowed")
+        return ApiKeyPrincipal(key), key
+
+    @staticmethod
+    def _admit(request, raw: str, public_id: str) -> tuple[ApiKey, KeyStatus, bool, datetime, RateWindow]:
+        """Verify the key, then count the request in one cache round trip; reload the row if it changed."""
+        key, version = key_lookup(public_id)
         # The hash of a public id never changes, so even a row cached before a change verifies correctly.
         if key is None or not tokens.matches(raw, key.key_hash):
             raise InvalidApiKey()
-
         now = timezone.now()
         ip = client_ip(request)
         window = int(now.timestamp() // RATE_WINDOW_SECONDS)
@@ -124,21 +155,13 @@ class ApiKeyAuthentication(BaseAuthentication):
         )
         if admission.version != version:
             # The key changed since this process cached it (revoked, rotated, new scopes): use the current row.
-            key, _ = key_lookup(parsed.public_id, fresh=True)
+            key, _ = key_lookup(public_id, fresh=True)
             if key is None:
                 raise InvalidApiKey()
             status, accepted = _judge(key, now, ip)
             if accepted:
                 key_store().touch(key_id=key.pk, used=(now, ip))
-
-        # Read after the response by ApiKeyUsageMiddleware (errors) and by ScopedPermission (rate limit).
-        request._request.api_key_usage = (key.pk, now.date())
-        request.api_key_rate = RateWindow(count=admission.count, resets_at=(window + 1) * RATE_WINDOW_SECONDS)
-        if status not in USABLE_STATUSES:
-            raise InvalidApiKey(_REJECTIONS[status], reason=status.value)
-        if not accepted:
-            raise InvalidApiKey("This API key may not be used from this IP address.", reason="ip_not_allowed")
-        return ApiKeyPrincipal(key), key
+        return key, status, accepted, now, RateWindow(admission.count, (window + 1) * RATE_WINDOW_SECONDS)
 
     def authenticate_header(self, request):
         if presented_key(request) is not None:

@@ -191,3 +191,18 @@ def test_request_user_is_an_authenticated_non_staff_principal():
         False,
         False,
     )
+
+
+def test_unreachable_cache_refuses_key_requests_with_503(monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from apikeys import authentication
+
+    _, raw = create_key(scopes=["orders:read"])
+
+    def unreachable(public_id, *, fresh=False):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(authentication, "key_lookup", unreachable)
+    error = assert_error(key_client(raw).get(URL), 503, "service_unavailable")
+    assert error["message"] == "API keys cannot be checked right now; retry shortly."
