@@ -6,6 +6,7 @@ stock) live in `orders.services`, so the admin and integrations get the same che
 
 from collections.abc import Mapping
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -193,6 +194,7 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         """
         currency = order.currency
         customer = order.customer
+        tz = timezone.get_current_timezone()
         return {
             "id": order.pk,
             "number": order.number,
@@ -211,8 +213,8 @@ class OrderOutputSerializer(serializers.ModelSerializer):
             "tax_total": money_format(order.tax_total, currency),
             "shipping_total": money_format(order.shipping_total, currency),
             "total": money_format(order.total, currency),
-            "placed_at": _DATETIME.to_representation(order.placed_at),
-            "due_date": _DATE.to_representation(order.due_date) if order.due_date else None,
+            "placed_at": _datetime_text(order.placed_at, tz),
+            "due_date": order.due_date.isoformat() if order.due_date else None,
             "notes": order.notes,
             "items": [
                 {
@@ -228,13 +230,16 @@ class OrderOutputSerializer(serializers.ModelSerializer):
                 }
                 for item in order.items.all()
             ],
-            "created_at": _DATETIME.to_representation(order.created_at),
-            "updated_at": _DATETIME.to_representation(order.updated_at),
+            "created_at": _datetime_text(order.created_at, tz),
+            "updated_at": _datetime_text(order.updated_at, tz),
         }
 
 
-_DATETIME = serializers.DateTimeField()
-_DATE = serializers.DateField()
+def _datetime_text(value, tz) -> str:
+    """What DRF's DateTimeField renders (ISO 8601 in the current time zone, UTC as "Z"), without its per-call
+    time zone lookups."""
+    text = value.astimezone(tz).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class OrderDetailOutputSerializer(OrderOutputSerializer):

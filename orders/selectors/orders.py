@@ -10,9 +10,12 @@ from orders.transitions import NON_REVENUE_STATUSES
 
 
 def order_list_queryset() -> QuerySet[Order]:
-    """Orders with customer (joined) and items (one prefetch query): two queries per page."""
-    return Order.objects.select_related("customer").prefetch_related(
-        Prefetch("items", queryset=OrderItem.objects.order_by("position", "id"))
+    """Orders with customer (joined, only the summary columns) and items (one prefetch query): two queries
+    per page."""
+    return (
+        Order.objects.select_related("customer")
+        .defer("customer__addresses", "customer__tags", "customer__notes", "customer__phone")
+        .prefetch_related(Prefetch("items", queryset=OrderItem.objects.order_by("position", "id")))
     )
 
 

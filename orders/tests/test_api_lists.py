@@ -192,3 +192,9 @@ def test_detail_runs_a_constant_number_of_queries(staff_client, django_assert_nu
     # order + customer join, items, status history, payments, shipments
     with django_assert_num_queries(5):
         assert staff_client.get(f"{URL}{order.pk}/").status_code == 200
+
+
+def test_unknown_currency_filter_is_a_400(staff_client, orders):
+    response = staff_client.get(URL, {"currency": "EUR,XYZ"})
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["fields"] == {"currency": ["Not ISO 4217 currency codes: XYZ."]}
