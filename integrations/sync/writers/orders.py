@@ -1,0 +1,230 @@
+"""Orders with items, embedded customers and payments; and payments on their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from integrations.models import IdentityMapping
+from integrations.providers.base import RecordKind
+from integrations.records import OrderRecord, PaymentRecord
+from integrations.sync import bulk
+from integrations.sync.writers.base import (
+    CHANNELS,
+    KindResult,
+    WriteContext,
+    dedupe,
+    upsert,
+)
+from integrations.sync.writers.customers import write_customers
+from orders.models import (
+    Channel,
+    Order,
+    OrderItem,
+    OrderStatusHistory,
+    Payment,
+    Product,
+)
+from orders.services.numbers import order_numbers_allocate
+
+
+# --- payments ---------------------------------------------------------------------------------------------------------
+def _payment_values(record: PaymentRecord, order_id: int | None, customer_id: int | None) -> dict[str, Any]:
+    return {
+        "provider": record.provider[:50],
+        "external_id": record.external_id[:200],
+        "amount": record.amount,
+        "currency": record.currency,
+        "status": record.status,
+        "method": record.method[:50],
+        "captured_amount": record.captured_amount,
+        "refunded_amount": record.refunded_amount,
+        "source_updated_at": record.source_updated_at,
+        "order_id": order_id,
+        "customer_id": customer_id,
+    }
+
+
+def write_payments(
+    ctx: WriteContext, records: list[PaymentRecord], *, order_ids: dict[str, int] | None = None
+) -> KindResult:
+    """Payments, linked to their order (given by the order writer for embedded payments, else resolved from
+    `order_reference` through the identity map or the CRM order number) and customer."""
+    now = timezone.now()
+    order_ids = dict(order_ids or {})
+    unresolved = {r.order_reference for r in records if r.order_reference and r.external_id not in order_ids}
+    by_reference: dict[str, int] = {}
+    if unresolved:
+        by_reference.update(
+            IdentityMapping.objects.filter(
+                integration=ctx.integration, resource=ctx.namespaces[RecordKind.ORDER], external_id__in=unresolved
+            ).values_list("external_id", "object_id")
+        )
+        by_reference.update(Order.objects.filter(number__in=unresolved - set(by_reference)).values_list("number", "pk"))
+    customer_refs = {r.customer_external_id for r in records if r.customer_external_id}
+    customers = (
+        dict(
+            IdentityMapping.objects.filter(
+                integration=ctx.integration,
+                resource=ctx.namespaces[RecordKind.CUSTOMER],
+                external_id__in=customer_refs,
+            ).values_list("external_id", "object_id")
+        )
+        if customer_refs
+        else {}
+    )
+
+    def values(record: PaymentRecord) -> dict[str, Any]:
+        order_id = order_ids.get(record.external_id) or by_reference.get(record.order_reference)
+        return _payment_values(record, order_id, customers.get(record.customer_external_id))
+
+    def apply(payment: Payment, record: PaymentRecord) -> bool:
+        new_values = values(record)
+        if new_values["order_id"] is None:
+            new_values["order_id"] = payment.order_id  # never unlink a matched payment
+        changed = any(getattr(payment, name) != value for name, value in new_values.items())
+        for name, value in new_values.items():
+            setattr(payment, name, value)
+        payment.updated_at = now
+        return changed
+
+    return upsert(
+        ctx,
+        RecordKind.PAYMENT,
+        Payment,
+        records,
+        build=lambda record: Payment(**values(record), created_at=now, updated_at=now),
+        apply=apply,
+        natural_key=lambda record: (record.provider[:50], record.external_id[:200]),
+        existing_by_natural_key=lambda keys: {
+            (provider, external_id): pk
+            for provider, external_id, pk in Payment.objects.filter(
+                provider__in={k[0] for k in keys}, external_id__in={k[1] for k in keys}
+            ).values_list("provider", "external_id", "pk")
+        },
+        update_fields=[*_payment_values(records[0], None, None), "updated_at"] if records else [],
+    )
+
+
+# --- orders -----------------------------------------------------------------------------------------------------------
+def _order_values(record: OrderRecord, customer_id: int | None) -> dict[str, Any]:
+    return {
+        "external_reference": record.external_number[:100],
+        "customer_id": customer_id,
+        "channel": record.channel if record.channel in CHANNELS else Channel.OTHER,
+        "status": record.status,
+        "payment_status": record.payment_status,
+        "fulfillment_status": record.fulfillment_status,
+        "currency": record.currency,
+        "subtotal": record.subtotal,
+        "discount_total": record.discount_total,
+        "tax_total": record.tax_total,
+        "shipping_total": record.shipping_total,
+        "total": record.total,
+        "placed_at": record.placed_at,
+        "notes": record.notes,
+        "source_updated_at": record.source_updated_at,
+    }
+
+
+def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
+    """Orders with their items, embedded customer and payments. New orders get a CRM number and a creation
+    entry in the status history; a changed order has its items replaced and, when the source moved its status,
+    a history entry saying the integration did it (the source system is authoritative for its own orders)."""
+    now = timezone.now()
+    records = dedupe(records)
+    customers = [r.customer for r in records if r.customer is not None]
+    customer_ids = write_customers(ctx, customers, embedded=True).local_ids if customers else {}
+    skus = {item.sku for r in records for item in r.items if item.sku}
+    product_ids = dict(Product.objects.filter(sku__in=skus).values_list("sku", "pk")) if skus else {}
+    history: list[OrderStatusHistory] = []
+    note = f"{ctx.source_label} ({ctx.integration.name})"
+
+    def customer_of(record: OrderRecord) -> int | None:
+        return customer_ids.get(record.customer.external_id) if record.customer is not None else None
+
+    def items_of(order: Order, record: OrderRecord) -> list[OrderItem]:
+        return [
+            OrderItem(
+                order=order,
+                product_id=product_ids.get(item.sku),
+                position=position,
+                sku=item.sku[:64],
+                name=(item.name or item.sku)[:200],
+                quantity=item.quantity,
+                unit_price=item.unit_price,
+                line_total=item.unit_price * item.quantity,
+                attributes=item.attributes,
+                external_id=item.external_id[:100],
+            )
+            for position, item in enumerate(record.items)
+        ]
+
+    def build(record: OrderRecord) -> Order:
+        return Order(**_order_values(record, customer_of(record)), created_at=now, updated_at=now)
+
+    def after_create(pairs: list[tuple[OrderRecord, Order]]) -> None:
+        items = [item for record, order in pairs for item in items_of(order, record)]
+        bulk.insert(OrderItem, items, batch_size=ctx.batch_size)
+        history.extend(
+            OrderStatusHistory(
+                order=order, from_status="", to_status=order.status, note=note, created_at=now, **ctx.actor.as_fields()
+            )
+            for _, order in pairs
+        )
+
+    previous_status: dict[int, str] = {}
+
+    def apply(order: Order, record: OrderRecord) -> bool:
+        values = _order_values(record, customer_of(record))
+        if values["customer_id"] is None:
+            values["customer_id"] = order.customer_id
+        previous_status[order.pk] = order.status
+        for name, value in values.items():
+            setattr(order, name, value)
+        order.updated_at = now
+        return True  # the content hash already said it changed
+
+    def after_update(pairs: list[tuple[OrderRecord, Order]]) -> None:
+        OrderItem.objects.filter(order__in=[order.pk for _, order in pairs]).delete()
+        bulk.insert(
+            OrderItem, [item for record, order in pairs for item in items_of(order, record)], batch_size=ctx.batch_size
+        )
+        history.extend(
+            OrderStatusHistory(
+                order=order,
+                from_status=previous_status[order.pk],
+                to_status=order.status,
+                note=note,
+                created_at=now,
+                **ctx.actor.as_fields(),
+            )
+            for _, order in pairs
+            if previous_status.get(order.pk, order.status) != order.status
+        )
+
+    result = upsert(
+        ctx,
+        RecordKind.ORDER,
+        Order,
+        records,
+        build=build,
+        apply=apply,
+        update_fields=[*_order_values(records[0], None), "updated_at"] if records else [],
+        before_create=_assign_numbers,
+        after_create=after_create,
+        after_update=after_update,
+    )
+    bulk.insert(OrderStatusHistory, history, batch_size=ctx.batch_size)
+    payments = [payment for r in records if r.external_id in result.local_ids for payment in r.payments]
+    if payments:
+        order_of_payment = {p.external_id: result.local_ids[r.external_id] for r in records for p in r.payments}
+        write_payments(ctx, payments, order_ids=order_of_payment)
+    return result
+
+
+def _assign_numbers(orders: list[Order]) -> None:
+    """CRM numbers for a batch of new orders, allocated in one call (a sequence on PostgreSQL)."""
+    for order, number in zip(orders, order_numbers_allocate(count=len(orders)), strict=True):
+        order.number = number
