@@ -11,6 +11,7 @@ from django.utils.module_loading import import_string
 SEEDERS = [
     "orders.demo.seed",
     "integrations.demo.seed",
+    "webhooks.demo.seed",
 ]
 
 

@@ -1,0 +1,49 @@
+"""`seed_demo`'s webhook events: delivered through the receiver with the sandbox's signatures, once."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management.color import no_style
+
+from integrations import demo as integrations_demo
+from orders.models import Customer, Order, Payment
+from webhooks import demo
+from webhooks.models import WebhookEvent
+from webhooks.services import webhook_event_process
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo_integrations(settings):
+    settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1"]
+    integrations_demo.seed(stdout=io.StringIO(), style=no_style())
+
+
+def test_demo_delivers_four_signed_events_and_a_rerun_adds_nothing(demo_integrations):
+    out = io.StringIO()
+    demo.seed(stdout=out, style=no_style())
+    demo.seed(stdout=io.StringIO(), style=no_style())
+
+    events = WebhookEvent.objects.order_by("id")
+    assert [(e.integration.provider, e.event_type) for e in events] == [
+        ("shopify", "orders/create"),
+        ("shopify", "customers/create"),
+        ("shopify", "inventory_levels/update"),
+        ("stripe", "payment_intent.succeeded"),
+    ]
+    assert {(e.status, e.signature_valid, e.manual) for e in events} == {("pending", True, False)}
+    assert out.getvalue().count("Delivered webhook event") == 4
+
+
+def test_demo_order_customer_and_payment_events_process_into_the_orders_domain(demo_integrations):
+    demo.seed(stdout=io.StringIO(), style=no_style())
+
+    for stored in WebhookEvent.objects.exclude(event_type="inventory_levels/update"):
+        assert webhook_event_process(event_id=stored.pk).status == "processed"
+
+    assert Order.objects.filter(external_reference="#9001").count() == 1
+    assert Customer.objects.filter(email="grace.hopper@mail.example.com").count() == 1
+    assert Payment.objects.filter(provider="stripe", external_id="pi_3Q1aBcDemoJewelia0000001").count() == 1
