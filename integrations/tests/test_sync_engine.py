@@ -37,7 +37,8 @@ def test_full_sync_creates_every_record_with_exact_counts(integration, shop, run
     assert Product.objects.count() == 2
     assert Order.objects.count() == 3
     assert OrderItem.objects.count() == 3
-    assert Payment.objects.get().order.external_reference == "#1100"
+    payment = Payment.objects.select_related("order", "customer").get()
+    assert (payment.order.external_reference, payment.customer.email) == ("#1100", "c1@example.com")
     assert Product.objects.get(sku="RING-1").stock_on_hand == 7
     assert IdentityMapping.objects.filter(resource="customers").count() == 6
 

@@ -47,12 +47,18 @@ def _payment_values(record: PaymentRecord, order_id: int | None, customer_id: in
 
 
 def write_payments(
-    ctx: WriteContext, records: list[PaymentRecord], *, order_ids: dict[str, int] | None = None
+    ctx: WriteContext,
+    records: list[PaymentRecord],
+    *,
+    order_ids: dict[str, int] | None = None,
+    customer_ids: dict[str, int | None] | None = None,
 ) -> KindResult:
-    """Payments, linked to their order (given by the order writer for embedded payments, else resolved from
-    `order_reference` through the identity map or the CRM order number) and customer."""
+    """Payments, linked to their order and customer: the order writer passes both for embedded payments
+    (payment external id -> local id); otherwise the order is resolved from `order_reference` through the
+    identity map or the CRM order number, and the customer through the identity map."""
     now = timezone.now()
     order_ids = dict(order_ids or {})
+    known_customers = {key: pk for key, pk in (customer_ids or {}).items() if pk is not None}
     unresolved = {r.order_reference for r in records if r.order_reference and r.external_id not in order_ids}
     by_reference: dict[str, int] = {}
     if unresolved:
@@ -62,7 +68,9 @@ def write_payments(
             ).values_list("external_id", "object_id")
         )
         by_reference.update(Order.objects.filter(number__in=unresolved - set(by_reference)).values_list("number", "pk"))
-    customer_refs = {r.customer_external_id for r in records if r.customer_external_id}
+    customer_refs = {
+        r.customer_external_id for r in records if r.customer_external_id and r.external_id not in known_customers
+    }
     customers = (
         dict(
             IdentityMapping.objects.filter(
@@ -77,7 +85,8 @@ def write_payments(
 
     def values(record: PaymentRecord) -> dict[str, Any]:
         order_id = order_ids.get(record.external_id) or by_reference.get(record.order_reference)
-        return _payment_values(record, order_id, customers.get(record.customer_external_id))
+        customer_id = known_customers.get(record.external_id) or customers.get(record.customer_external_id)
+        return _payment_values(record, order_id, customer_id)
 
     def apply(payment: Payment, record: PaymentRecord) -> bool:
         new_values = values(record)
@@ -220,7 +229,8 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
     payments = [payment for r in records if r.external_id in result.local_ids for payment in r.payments]
     if payments:
         order_of_payment = {p.external_id: result.local_ids[r.external_id] for r in records for p in r.payments}
-        write_payments(ctx, payments, order_ids=order_of_payment)
+        customer_of_payment = {p.external_id: customer_of(r) for r in records for p in r.payments}
+        write_payments(ctx, payments, order_ids=order_of_payment, customer_ids=customer_of_payment)
     return result
 
 
