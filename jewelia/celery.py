@@ -1,9 +1,10 @@
 """The Celery app. Settings come from Django's (`CELERY_` namespace); tasks are found in each app's `tasks.py`."""
 
+import contextlib
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jewelia.settings.local")
 
@@ -21,8 +22,25 @@ def _carry_request_id(headers=None, **_kwargs):
         headers.setdefault("request_id", current_request_id())
 
 
-@task_prerun.connect
-def _restore_request_id(task=None, **_kwargs):
-    from jewelia.core.logging import set_request_id
+_task_tokens: dict = {}
 
-    set_request_id(getattr(task.request, "request_id", None) or f"task-{task.request.id}")
+
+@task_prerun.connect
+def _restore_request_id(task_id=None, task=None, **_kwargs):
+    """Log a task's lines under the id of the request that enqueued it (or its own task id)."""
+    from jewelia.core.logging import current_request_id, set_request_id
+
+    inherited = getattr(task.request, "request_id", None) or current_request_id()
+    _task_tokens[task_id] = set_request_id(inherited or f"task-{task_id}")
+
+
+@task_postrun.connect
+def _reset_request_id(task_id=None, **_kwargs):
+    """Put the previous id back, so an eager task inside a request does not relabel the request's later lines."""
+    from jewelia.core.logging import reset_request_id
+
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        # A token set in another context (a worker thread) has nothing to restore here.
+        with contextlib.suppress(ValueError):
+            reset_request_id(token)
