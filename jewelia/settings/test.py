@@ -8,6 +8,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="") or "test-only-secret-key"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 ALLOWED_HOSTS = ["*"]
+# Provider sandboxes listen on 127.0.0.1 in tests (worker subprocesses read this too).
+INTEGRATIONS_ALLOWED_LOCAL_HOSTS = env.list("INTEGRATIONS_ALLOWED_LOCAL_HOSTS", default=["127.0.0.1", "localhost"])
+
 # Tasks run inline unless a test starts a real worker (the `celery_worker_process` fixture switches this off).
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 
