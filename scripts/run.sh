@@ -11,6 +11,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
+mkdir -p var
 .venv/bin/python manage.py migrate --noinput
 # Fake provider APIs (Shopify, Stripe, ...) on 127.0.0.1, so the demo integrations sync over real HTTP.
 .venv/bin/python -m integrations.sandbox --port "$SANDBOX_PORT" > var/sandbox.log 2>&1 & pids+=($!)
