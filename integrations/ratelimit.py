@@ -19,15 +19,21 @@ said no.
 
 If Redis cannot be reached the limiter falls back to the in-process bucket (and logs it): each worker is
 still limited, the provider's 429s are still honoured, and syncs keep running during a Redis blip.
+
+For providers that limit calls in flight (QuickBooks: 10 concurrent per company), `concurrency_slot` with
+`get_concurrency_limiter()` holds one of N leased slots per key around each request, in Redis or in-process
+the same way (added with the QuickBooks provider; see the section at the end of this module).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -225,3 +231,198 @@ def get_rate_limiter() -> RateLimiter:
                 limiter = LocalRateLimiter()
             _limiters[url] = limiter
         return limiter
+
+
+# --- concurrency: at most N calls in flight per key, across every worker ----------------------------------------------
+# Some providers limit calls *in flight* rather than (or as well as) calls per time (QuickBooks Online: 10
+# concurrent requests per company and app, answered with 429 beyond that). A token bucket cannot express that, so
+# this is a counting semaphore per key, with leases: a slot is held from just before a request is sent until its
+# response has been read, and a slot whose holder died (a killed worker) frees itself when its lease runs out.
+# With `REDIS_URL` the slots are a sorted set in Redis (member = slot token, score = lease end, on Redis's clock),
+# so every worker on every host counts against the same limit; without it they live in this process. If Redis
+# cannot be reached the limiter falls back to the in-process slots for a while (each worker still bounded).
+
+CONCURRENCY_KEY_PREFIX = "jewelia:concurrency:"
+
+
+class ConcurrencyLimiter(Protocol):
+    def try_acquire(self, key: str, limit: int, *, lease: float) -> str | None:
+        """Take one of `limit` slots for `key` for at most `lease` seconds. Returns the slot's token, or None
+        when all slots are taken (nothing is held then)."""
+        ...
+
+    def release(self, key: str, token: str) -> None:
+        """Give the slot back (a slot already expired or released is ignored)."""
+        ...
+
+
+class LocalConcurrencyLimiter:
+    """Slots in this process: key -> {token: lease end}, guarded by a lock; `clock` is injectable for tests."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._slots: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def try_acquire(self, key: str, limit: int, *, lease: float) -> str | None:
+        with self._lock:
+            now = self.clock()
+            held = {token: until for token, until in self._slots.get(key, {}).items() if until > now}
+            token = None
+            if len(held) < limit:
+                token = uuid.uuid4().hex
+                held[token] = now + lease
+            self._slots[key] = held
+            return token
+
+    def release(self, key: str, token: str) -> None:
+        with self._lock:
+            self._slots.get(key, {}).pop(token, None)
+
+    def in_flight(self, key: str) -> int:
+        with self._lock:
+            now = self.clock()
+            return sum(1 for until in self._slots.get(key, {}).values() if until > now)
+
+
+# KEYS[1] = the slots' sorted set; ARGV = limit, lease seconds, token. Returns 1 when the slot was taken.
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit = tonumber(ARGV[1])
+local lease = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+local wanted = math.ceil(lease * 1000) + 1000
+if ttl < wanted then
+  redis.call('PEXPIRE', KEYS[1], wanted)
+end
+return 1
+"""
+
+
+class RedisConcurrencyLimiter:
+    """Slots in Redis, shared by every process using the same Redis; falls back to `fallback` on errors (for
+    `retry_after_error` seconds before Redis is tried again, like `RedisRateLimiter`).
+
+    A slot taken from the fallback is released to the fallback even if Redis is back by then: the token says
+    where it lives.
+    """
+
+    def __init__(
+        self,
+        client,
+        *,
+        fallback: LocalConcurrencyLimiter | None = None,
+        retry_after_error: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.client = client
+        self.fallback = fallback or LocalConcurrencyLimiter()
+        self.retry_after_error = retry_after_error
+        self.clock = clock
+        self._down_until = 0.0
+        self._acquire = client.register_script(_ACQUIRE_LUA)
+
+    def _redis_failed(self, exc: Exception) -> None:
+        self._down_until = self.clock() + self.retry_after_error
+        logger.warning(
+            "Concurrency limiter: Redis unavailable (%s); limiting in this process only for %.0fs",
+            type(exc).__name__,
+            self.retry_after_error,
+        )
+
+    def try_acquire(self, key: str, limit: int, *, lease: float) -> str | None:
+        import redis
+
+        if self.clock() >= self._down_until:
+            token = uuid.uuid4().hex
+            try:
+                taken = self._acquire(keys=[CONCURRENCY_KEY_PREFIX + key], args=[limit, repr(float(lease)), token])
+            except redis.RedisError as exc:
+                self._redis_failed(exc)
+            else:
+                return token if int(taken) == 1 else None
+        local = self.fallback.try_acquire(key, limit, lease=lease)
+        return f"local:{local}" if local else None
+
+    def release(self, key: str, token: str) -> None:
+        import redis
+
+        if token.startswith("local:"):
+            self.fallback.release(key, token.removeprefix("local:"))
+            return
+        try:
+            self.client.zrem(CONCURRENCY_KEY_PREFIX + key, token)
+        except redis.RedisError as exc:  # the lease frees the slot anyway
+            self._redis_failed(exc)
+
+
+_concurrency_limiters: dict[str, ConcurrencyLimiter] = {}
+
+
+def get_concurrency_limiter() -> ConcurrencyLimiter:
+    """The process-wide concurrency limiter: in Redis when `REDIS_URL` is set, in this process otherwise."""
+    from django.conf import settings
+
+    url = getattr(settings, "REDIS_URL", "") or ""
+    with _limiters_lock:
+        limiter = _concurrency_limiters.get(url)
+        if limiter is None:
+            if url:
+                import redis
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
+
+                client = redis.Redis.from_url(
+                    url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+                )
+                limiter = RedisConcurrencyLimiter(client)
+            else:
+                limiter = LocalConcurrencyLimiter()
+            _concurrency_limiters[url] = limiter
+        return limiter
+
+
+@contextlib.contextmanager
+def concurrency_slot(
+    limiter: ConcurrencyLimiter,
+    key: str,
+    limit: int,
+    *,
+    lease: float,
+    max_wait: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    poll: float = 0.05,
+) -> Iterator[float]:
+    """Hold one of `limit` slots of `key` for the block; yields the seconds waited for it.
+
+    Polls every `poll` seconds (growing to 8x while it keeps waiting) for up to `max_wait` seconds; past that
+    raises `integrations.errors.RateLimitedError` with a short `retry_after`, so the caller hands the call to the
+    database's retry schedule instead of holding a worker. `lease` must outlast the block (the request's timeouts
+    plus a margin): a block that runs longer loses its slot to someone else.
+    """
+    from integrations.errors import RateLimitedError
+
+    started = clock()
+    interval = poll
+    while True:
+        token = limiter.try_acquire(key, limit, lease=lease)
+        if token is not None:
+            break
+        waited = clock() - started
+        if waited + interval > max_wait:
+            raise RateLimitedError(
+                f"all {limit} concurrent request slots for {key} stayed busy for {waited:.1f}s", retry_after=1.0
+            )
+        sleep(interval)
+        interval = min(interval * 2, poll * 8)
+    try:
+        yield clock() - started
+    finally:
+        limiter.release(key, token)

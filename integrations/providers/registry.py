@@ -9,10 +9,11 @@ provider through `get_provider(key)` and asks it for capabilities and resources,
 from __future__ import annotations
 
 from integrations.providers.base import Provider, validate_provider_class
+from integrations.providers.quickbooks.provider import QuickBooksProvider
 from integrations.providers.shopify.provider import ShopifyProvider
 from integrations.providers.stripe.provider import StripeProvider
 
-PROVIDER_CLASSES: tuple[type[Provider], ...] = (ShopifyProvider, StripeProvider)
+PROVIDER_CLASSES: tuple[type[Provider], ...] = (ShopifyProvider, StripeProvider, QuickBooksProvider)
 
 
 class UnknownProvider(KeyError):

@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 
+from integrations.sandbox.quickbooks import DEMO_ACCESS_TOKEN as QUICKBOOKS_ACCESS_TOKEN
+from integrations.sandbox.quickbooks import DEMO_REALM_ID, QuickBooksSandbox
 from integrations.sandbox.server import SandboxApp, SandboxServer
 from integrations.sandbox.shopify import DEMO_ACCESS_TOKEN, DEMO_SHOP, ShopifySandbox
 from integrations.sandbox.stripe import DEMO_API_KEY, StripeSandbox
@@ -29,6 +31,11 @@ def build_apps(args: argparse.Namespace) -> dict[str, tuple[SandboxApp, str]]:
     return {
         "/shopify": (shopify, f"shop {DEMO_SHOP}, X-Shopify-Access-Token: {DEMO_ACCESS_TOKEN}"),
         "/stripe": (StripeSandbox(), f"Authorization: Bearer {DEMO_API_KEY}"),
+        # The API and Intuit's OAuth endpoints on one mount: config base_url = oauth_base_url = this URL.
+        "/quickbooks": (
+            QuickBooksSandbox(),
+            f"realm {DEMO_REALM_ID}, Authorization: Bearer {QUICKBOOKS_ACCESS_TOKEN} (1 h; then refresh)",
+        ),
     }
 
 

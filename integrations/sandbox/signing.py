@@ -1,8 +1,9 @@
-"""Correctly signed webhook deliveries, as Stripe and Shopify send them, for tests, `seed_demo` and the benchmark.
+"""Correctly signed webhook deliveries, as Stripe, Shopify and Intuit (QuickBooks) send them, for tests,
+`seed_demo` and the benchmark.
 
-The signing here is written from the fact sheets (`shared/providers/stripe.md` §6, `shopify.md` §6) on
-purpose rather than imported from the providers' verifiers: a sender that shared the verifier's code would
-agree with any bug in it. Both sides are pinned to the sheets' test vectors in the tests.
+The signing here is written from the fact sheets (`shared/providers/stripe.md` §6, `shopify.md` §6,
+`quickbooks.md` §6) on purpose rather than imported from the providers' verifiers: a sender that shared the
+verifier's code would agree with any bug in it. Both sides are pinned to the sheets' test vectors in the tests.
 
     body, headers = stripe_delivery(stripe_event("payment_intent.succeeded", intent), secret="whsec_...")
     deliver("http://127.0.0.1:8000/api/webhooks/<integration uuid>/", body=body, headers=headers)
@@ -111,3 +112,59 @@ def deliver(
 ) -> requests.Response:
     """POST one delivery to `url` exactly as built (the body bytes are never re-serialised)."""
     return (session or requests).post(url, data=body, headers=headers, timeout=timeout)
+
+
+# --- QuickBooks (Intuit) ----------------------------------------------------------------------------------------------
+# `shared/providers/quickbooks.md` §6: `intuit-signature` = base64(HMAC-SHA256(verifier token, raw body)); the body
+# is either the legacy `eventNotifications` object or a JSON array of CloudEvents 1.0 objects.
+INTUIT_CLOUDEVENTS_SOURCE = "intuit.dsnBgbseACLLRZNxo2dfc4evmEJdxde58xeeYcZliOU="
+
+
+def sign_intuit(body: bytes, verifier_token: str) -> str:
+    """The `intuit-signature` header value: base64 of HMAC-SHA256 of the raw body keyed by the verifier token."""
+    return base64.b64encode(hmac.new(verifier_token.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+
+
+def intuit_legacy_payload(changes: list[dict[str, str]]) -> dict[str, Any]:
+    """A legacy delivery: one `eventNotifications` entry per realm, in first-seen order. Each change is
+    `{"realm_id", "name", "id", "operation" (Create/Update/Delete/Merge/Void/Emailed), "last_updated"}`, plus
+    `deleted_id` for a merge."""
+    by_realm: dict[str, list[dict[str, str]]] = {}
+    for change in changes:
+        entity = {
+            "name": change["name"],
+            "id": change["id"],
+            "operation": change["operation"],
+            "lastUpdated": change["last_updated"],
+        }
+        if change.get("deleted_id"):
+            entity["deletedId"] = change["deleted_id"]
+        by_realm.setdefault(change["realm_id"], []).append(entity)
+    return {
+        "eventNotifications": [
+            {"realmId": realm, "dataChangeEvent": {"entities": entities}} for realm, entities in by_realm.items()
+        ]
+    }
+
+
+def intuit_cloudevent(
+    *, realm_id: str, entity: str, entity_id: str, verb: str = "created", time: str | None = None, event_id=None
+) -> dict[str, Any]:
+    """One CloudEvents 1.0 object as Intuit sends it (type `qbo.<entity lower>.<verb>.v1`, `data` empty)."""
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": INTUIT_CLOUDEVENTS_SOURCE,
+        "type": f"qbo.{entity.lower()}.{verb}.v1",
+        "datacontenttype": "application/json",
+        "time": time or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "intuitentityid": entity_id,
+        "intuitaccountid": realm_id,
+        "data": {},
+    }
+
+
+def intuit_delivery(payload: Any, verifier_token: str) -> tuple[bytes, dict[str, str]]:
+    """(body, headers) of an Intuit webhook delivery of `payload` (either format)."""
+    body = encode(payload)
+    return body, {"Content-Type": "application/json", "intuit-signature": sign_intuit(body, verifier_token)}

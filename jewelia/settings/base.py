@@ -219,6 +219,13 @@ CELERY_BEAT_SCHEDULE["apikeys.flush_usage"] = {
 CELERY_BEAT_SCHEDULE["apikeys.notify_expiring"] = {"task": "apikeys.notify_expiring", "schedule": 3600.0}
 
 # --- integrations -------------------------------------------------------------------------------------------------
+# QuickBooks Online (integrations.providers.quickbooks): the Intuit app's OAuth client id and secret
+# (developer.intuit.com > Keys & credentials; development keys for sandbox companies).
+QUICKBOOKS_CLIENT_ID = env.str("QUICKBOOKS_CLIENT_ID", default="")
+QUICKBOOKS_CLIENT_SECRET = env.str("QUICKBOOKS_CLIENT_SECRET", default="")
+# Token-response fields stating the refresh token's hard expiry: Intuit announced one (Nov 2025) but its name is
+# unconfirmed. A number is seconds from now, a string an ISO time. Empty: only x_refresh_token_expires_in is read.
+QUICKBOOKS_REFRESH_TOKEN_EXPIRY_FIELDS = env.list("QUICKBOOKS_REFRESH_TOKEN_EXPIRY_FIELDS", default=[])
 # Provider HTTP (integrations.http): per-call timeouts, attempts per call, and the longest a worker sleeps
 # in-process per call before the retry goes to the database schedule instead.
 INTEGRATIONS_HTTP_CONNECT_TIMEOUT = env.float("INTEGRATIONS_HTTP_CONNECT_TIMEOUT", default=5.0)

@@ -1,0 +1,562 @@
+"""QuickBooks Online (Intuit Accounting API v3) as a Jewelia provider. Facts: `shared/providers/quickbooks.md`.
+
+**Connection.** OAuth 2.0 authorization code (`OAUTH`): app-level client id and secret from the settings
+`QUICKBOOKS_CLIENT_ID` / `QUICKBOOKS_CLIENT_SECRET`; the callback's `realmId` (the company) is kept in config as
+`realm_id` (`oauth_callback_extras`). Access tokens last an hour; every refresh returns a new refresh token that
+must replace the stored one (`refresh_credentials` saves both at once through `connection.save_credentials`,
+under the engine's per-integration lock). Config `environment` picks the production or sandbox API host;
+`minor_version` overrides the pinned minor version (75).
+
+**Pull** (all through the query endpoint, incremental on `MetaData.LastUpdatedTime`):
+
+| resource    | entity   | writes                                                        |
+|-------------|----------|---------------------------------------------------------------|
+| customers   | Customer | customers                                                     |
+| items       | Item     | products (Category/Group items skipped)                       |
+| invoices    | Invoice  | nothing yet: no canonical invoice record (`mappers.invoice_check`) |
+| payments    | Payment  | payments, linked to CRM orders (`mappers.invoice_reference`)  |
+| purchases   | Purchase | nothing yet: no expense model (`mappers.purchase_check`)      |
+
+Paging is keyset on the update time rather than plain `STARTPOSITION` offsets: each page asks for
+`LastUpdatedTime >= <last time seen>` ordered by that time, skipping the rows already read at exactly that
+time. A record updated while a pass pages through moves *behind* the cursor's time and is read again later
+in the pass, instead of shifting every later row one place and making an offset skip one. The cursor is
+`{"from": <time text as QuickBooks sent it>, "skip": <rows at that time already read>}`.
+
+**Push** (`push`): customers (Customer), items (ProductRecord -> Item), and orders as invoices or sales receipts
+(`invoices`, `sales_receipts`). See `push` for references, idempotency (`requestid`) and `SyncToken` handling.
+
+**Webhooks**: `webhooks.py`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import InvalidOperation
+from typing import Any
+
+from integrations import oauth_client
+from integrations.errors import AuthError, BadRecordError, PermanentError, TransientError
+from integrations.providers.base import (
+    AuthKind,
+    Capability,
+    Category,
+    Connection,
+    Direction,
+    InboundEvent,
+    OAuthSpec,
+    Page,
+    Provider,
+    PushRequest,
+    PushResult,
+    RecordKind,
+    Resource,
+    WebhookOutcome,
+)
+from integrations.records import CustomerRecord, OrderItemRecord, OrderRecord, ProductRecord, Record
+
+from . import mappers
+from . import query as q
+from . import webhooks as qb_webhooks
+from .client import (
+    BASE_URLS,
+    DUPLICATE_NAME_CODE,
+    MINOR_VERSION,
+    RATE_LIMIT,
+    ObjectNotFound,
+    QuickBooksClient,
+    StaleObjectError,
+)
+
+OAUTH = OAuthSpec(
+    authorize_url="https://appcenter.intuit.com/connect/oauth2",
+    token_url="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+    revoke_url="https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+    scopes=("com.intuit.quickbooks.accounting",),
+    client_id_setting="QUICKBOOKS_CLIENT_ID",
+    client_secret_setting="QUICKBOOKS_CLIENT_SECRET",
+    access_token_lifetime=timedelta(hours=1),
+    # 100 days, extended by every use (sheet §3); the token response's x_refresh_token_expires_in is preferred.
+    refresh_token_lifetime=timedelta(days=100),
+    rotates_refresh_token=True,
+)
+# Where the sandbox serves the OAuth endpoints under `oauth_base_url` (the real paths of the three URLs above).
+OAUTH_PATHS = {
+    "authorize_url": "/connect/oauth2",
+    "token_url": "/oauth2/v1/tokens/bearer",
+    "revoke_url": "/v2/oauth2/tokens/revoke",
+}
+
+PULLED = {
+    "customers": "Customer",
+    "items": "Item",
+    "invoices": "Invoice",
+    "payments": "Payment",
+    "purchases": "Purchase",
+}
+PUSHED = {
+    "customers": ("Customer", CustomerRecord),
+    "items": ("Item", ProductRecord),
+    "invoices": ("Invoice", OrderRecord),
+    "sales_receipts": ("SalesReceipt", OrderRecord),
+}
+DEFAULT_PAGE_SIZE = 500
+IN_LIST_SIZE = 500  # invoice ids per `Id IN (...)` lookup
+REQUEST_ID_NAMESPACE = uuid.UUID("0c5f8a8e-6b53-4b8e-9a53-7c1f1b0b9a51")
+
+
+def derived_request_id(idempotency_key: str, purpose: str) -> str:
+    """A `requestid` for a second write made on behalf of one push (a retry after a stale-object fault, a
+    customer created for an invoice): stable across retries of the same outbox entry, different from the
+    push's own key (QuickBooks would otherwise replay the first write's answer)."""
+    return str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{idempotency_key}:{purpose}"))
+
+
+class QuickBooksProvider(Provider):
+    key = "quickbooks"
+    name = "QuickBooks Online"
+    category = Category.ACCOUNTING
+    auth_kind = AuthKind.OAUTH2
+    oauth = OAUTH
+    capabilities = frozenset(
+        {
+            Capability.PULL_CUSTOMERS,
+            Capability.PULL_PRODUCTS,
+            Capability.PULL_PAYMENTS,
+            Capability.PULL_INVOICES,
+            Capability.PULL_EXPENSES,
+            Capability.PUSH_CUSTOMERS,
+            Capability.PUSH_PRODUCTS,
+            Capability.PUSH_INVOICES,
+            Capability.PUSH_SALES_RECEIPTS,
+            Capability.WEBHOOKS,
+            Capability.LIVE_CHECK,
+            Capability.TOKEN_REFRESH,
+        }
+    )
+    default_base_url = BASE_URLS["production"]
+    docs_url = "https://developer.intuit.com/app/developer/qbo/docs/develop"
+    rate_limit = RATE_LIMIT
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "environment": {
+                "type": "string",
+                "enum": ["production", "sandbox"],
+                "description": "production: quickbooks.api.intuit.com; sandbox: Intuit's sandbox companies.",
+            },
+            "realm_id": {
+                "type": "string",
+                "pattern": "^[0-9]{1,32}$",
+                "description": "The QuickBooks company id; set by the OAuth callback (realmId).",
+            },
+            "minor_version": {
+                "type": "integer",
+                "minimum": MINOR_VERSION,
+                "description": f"API minor version; defaults to the pinned {MINOR_VERSION}.",
+            },
+            "base_url": {
+                "type": "string",
+                "description": "Only for a local sandbox or a proxy: replaces the API host (host allow-list).",
+            },
+            "oauth_base_url": {
+                "type": "string",
+                "description": "Only for a local sandbox: serves the authorize, token and revoke endpoints.",
+            },
+            "page_size": {"type": "integer", "minimum": 1, "maximum": q.MAX_RESULTS},
+            "home_currency": {
+                "type": "string",
+                "pattern": "^[A-Z]{3}$",
+                "description": "The company's home currency (items carry none); default USD.",
+            },
+            "updated_time_property": {
+                "type": "string",
+                "enum": list(q.UPDATED_TIME_PROPERTIES),
+                "description": "Spelling of the incremental filter property (Intuit's case rules are unconfirmed).",
+            },
+            "item_type": {"type": "string", "enum": ["NonInventory", "Service"], "description": "Pushed items."},
+            "income_account_id": {
+                "type": "string",
+                "pattern": "^[0-9]{1,32}$",
+                "description": "Income account of pushed items (required to push items).",
+            },
+            "default_item_id": {
+                "type": "string",
+                "pattern": "^[0-9]{1,32}$",
+                "description": "Item for order lines whose product has no QuickBooks item (else the push fails).",
+            },
+            "shipping_item_id": {
+                "type": "string",
+                "pattern": "^[0-9]{1,32}$",
+                "description": "Item for an order's shipping charge (else default_item_id).",
+            },
+            "default_customer_id": {
+                "type": "string",
+                "pattern": "^[0-9]{1,32}$",
+                "description": "Customer for orders without one (e.g. a 'Walk-in' customer).",
+            },
+        },
+        "additionalProperties": False,
+    }
+    credentials_schema = {
+        "type": "object",
+        "properties": {
+            "access_token": {"type": "string"},
+            "refresh_token": {"type": "string", "minLength": 1},
+            "token_type": {"type": "string"},
+            "expires_at": {"type": "string", "description": "When the access token expires (ISO 8601)."},
+            "refresh_token_expires_at": {"type": "string", "description": "When the refresh token expires."},
+            "scope": {"type": "string"},
+        },
+        "required": ["refresh_token"],
+        "additionalProperties": False,
+    }
+    # Order matters for the identity map: the engine keys each record kind by the first resource of that kind,
+    # so orders are keyed as "invoices" and payments as "payments" (not "purchases").
+    resources = (
+        Resource("customers", RecordKind.CUSTOMER, direction=Direction.BOTH),
+        Resource("items", RecordKind.PRODUCT, direction=Direction.BOTH),
+        # Kind ORDER for the push side (an order becomes an invoice); pulled invoices write nothing (see above).
+        Resource("invoices", RecordKind.ORDER, direction=Direction.BOTH, depends_on=("customers", "items")),
+        Resource("sales_receipts", RecordKind.ORDER, direction=Direction.PUSH, depends_on=("customers", "items")),
+        Resource("payments", RecordKind.PAYMENT, depends_on=("customers",)),
+        # Kind PAYMENT only because every resource needs one; purchases write nothing (no expense model yet).
+        Resource("purchases", RecordKind.PAYMENT),
+    )
+
+    # --- identity helpers -------------------------------------------------------------------------------------------
+    def base_url(self, config: dict[str, Any]) -> str:
+        """`base_url` when set (a sandbox, checked against the allow-list by the engine), else the API host of
+        the configured `environment` (production by default)."""
+        if config.get("base_url"):
+            return str(config["base_url"]).rstrip("/")
+        return BASE_URLS[config.get("environment") or "production"]
+
+    def oauth_spec(self, config: Mapping[str, Any]) -> OAuthSpec:
+        """The OAuth endpoints for this integration: Intuit's, or a local sandbox's under `oauth_base_url`
+        (checked against the host allow-list like every user-supplied URL, DESIGN.md rule 10)."""
+        base = str(config.get("oauth_base_url") or "").rstrip("/")
+        if not base:
+            return OAUTH
+        from integrations.urlsafety import check_base_url
+
+        check_base_url(base)
+        return replace(OAUTH, **{name: base + path for name, path in OAUTH_PATHS.items()})
+
+    def oauth_callback_extras(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """QuickBooks sends the company id as `realmId` on the redirect; every API path needs it."""
+        realm_id = str(params.get("realmId") or "").strip()
+        if not realm_id.isdigit():
+            raise ValueError("the QuickBooks callback carries no realmId (company id)")
+        return {"realm_id": realm_id}
+
+    # --- hooks ------------------------------------------------------------------------------------------------------
+    def client(self, connection: Connection) -> QuickBooksClient:
+        return QuickBooksClient(connection)
+
+    def _home_currency(self, connection: Connection) -> str:
+        return str(connection.config.get("home_currency") or mappers.DEFAULT_CURRENCY)
+
+    def fetch_page(
+        self, connection: Connection, resource: str, *, cursor: dict[str, Any], since: datetime | None
+    ) -> Page:
+        entity = PULLED[resource]
+        client = self.client(connection)
+        prop = str(connection.config.get("updated_time_property") or q.UPDATED_TIME_PROPERTY)
+        page_size = int(connection.config.get("page_size") or DEFAULT_PAGE_SIZE)
+        start = cursor.get("from") or (q.time_text(since) if since is not None else None)
+        skip = int(cursor.get("skip") or 0)
+        where = [q.condition(prop, ">=", start)] if start else []
+        statement = q.select(entity, where=where, order_by=prop, start_position=skip + 1, max_results=page_size)
+        rows = client.query_rows(statement, entity)
+        if resource == "payments":
+            self._attach_invoices(client, rows)
+
+        times = [(row, _row_time(row)) for row in rows]
+        known = [t for _, t in times if t is not None]
+        done = len(rows) < page_size
+        next_cursor: dict[str, Any] = {}
+        if not done:
+            last_row, last_time = times[-1]
+            if last_time is None or (start and last_time == _parse(start)):
+                # Every row of the page is at the cursor's own time (or unreadable): move on by offset.
+                next_cursor = {"from": start, "skip": skip + len(rows)}
+            else:
+                text = last_row["MetaData"]["LastUpdatedTime"]
+                next_cursor = {"from": text, "skip": sum(1 for t in known if t == last_time)}
+        return Page(records=rows, cursor=next_cursor, done=done, high_watermark=max(known, default=None))
+
+    def _attach_invoices(self, client: QuickBooksClient, payments: list[dict[str, Any]]) -> None:
+        """Read the invoices the payments are applied to (a few `Id IN (...)` queries per page, not one read per
+        payment) and keep each one's Id and DocNumber on the raw payment, for `invoice_reference`."""
+        wanted = sorted({i for p in payments for i in mappers.linked_invoice_ids(p)}, key=int)
+        found: dict[str, dict[str, Any]] = {}
+        for offset in range(0, len(wanted), IN_LIST_SIZE):
+            chunk = wanted[offset : offset + IN_LIST_SIZE]
+            statement = q.select("Invoice", where=[q.within("Id", chunk)], max_results=len(chunk))
+            for invoice in client.query_rows(statement, "Invoice"):
+                found[mappers.object_id(invoice)] = {"Id": invoice.get("Id"), "DocNumber": invoice.get("DocNumber")}
+        for payment in payments:
+            ids = mappers.linked_invoice_ids(payment)
+            payment[mappers.INVOICES_KEY] = {i: found[i] for i in ids if i in found}
+
+    def transform(self, resource: str, raw: dict[str, Any], connection: Connection) -> list[Record]:
+        external_id = self.external_id(resource, raw)
+        if not isinstance(raw, dict):
+            raise BadRecordError(f"QuickBooks {resource} record is not an object", external_id=external_id)
+        home = self._home_currency(connection)
+        try:
+            if resource == "customers":
+                return [mappers.customer_record(raw)]
+            if resource == "items":
+                return list(mappers.product_records(raw, home_currency=home))
+            if resource == "payments":
+                return list(mappers.payment_records(raw, home_currency=home))
+            if resource == "invoices":
+                return mappers.invoice_check(raw, home_currency=home)
+            if resource == "purchases":
+                return mappers.purchase_check(raw, home_currency=home)
+        except BadRecordError as exc:
+            exc.external_id, exc.payload = external_id, raw
+            exc.message = f"QuickBooks {resource} {external_id}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation) as exc:
+            reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+            raise BadRecordError(
+                f"QuickBooks {resource} {external_id}: {reason}", external_id=external_id, payload=raw
+            ) from exc
+        raise KeyError(resource)
+
+    def external_id(self, resource: str, raw: dict[str, Any]) -> str:
+        return mappers.object_id(raw)
+
+    def fetch_record(self, connection: Connection, resource: str, external_id: str) -> dict[str, Any] | None:
+        return self._read(self.client(connection), resource, external_id)
+
+    def _read(self, client: QuickBooksClient, resource: str, external_id: str) -> dict[str, Any] | None:
+        raw = client.read(PULLED[resource], external_id)
+        if raw is not None and resource == "payments":
+            self._attach_invoices(client, [raw])
+        return raw
+
+    def check_connection(self, connection: Connection) -> None:
+        self.client(connection).query(q.count("Customer"))
+
+    # --- OAuth ------------------------------------------------------------------------------------------------------
+    def refresh_credentials(self, connection: Connection) -> dict[str, Any] | None:
+        """The refresh-token grant (HTTP Basic with the app's client id and secret). Intuit may return a new
+        refresh token on any refresh and the old one then stops working, so the new access *and* refresh
+        tokens, with both expiry times, are saved together before anything else can fail. `invalid_grant`
+        (revoked, expired, or an old token used again) is an `AuthError`: only reconnecting helps."""
+        spec = self.oauth_spec(connection.config)
+        try:
+            tokens = oauth_client.refresh_token(spec, str(connection.credentials.get("refresh_token") or ""))
+        except AuthError as exc:
+            raise AuthError(f"QuickBooks: {exc.message}", status=exc.status, details=exc.details) from None
+        credentials = {**connection.credentials, **tokens.as_credentials()}
+        hard_expiry = _hard_refresh_expiry(tokens.raw, now=datetime.now(UTC))
+        rolling = _parse(credentials.get("refresh_token_expires_at"))
+        if hard_expiry is not None and (rolling is None or hard_expiry < rolling):
+            credentials["refresh_token_expires_at"] = hard_expiry.isoformat()
+        connection.save_credentials(credentials)
+        return credentials
+
+    def revoke_credentials(self, connection: Connection) -> None:
+        """Revoke the grant at Intuit (disconnect). Intuit's revoke endpoint takes a JSON body
+        `{"token": <refresh or access token>}` (sheet §3); revoking the refresh token ends the whole grant."""
+        token = str(connection.credentials.get("refresh_token") or connection.credentials.get("access_token") or "")
+        if token:
+            oauth_client.revoke_token(self.oauth_spec(connection.config), token, json_body=True)
+
+    # --- push -------------------------------------------------------------------------------------------------------
+    def push(self, connection: Connection, request: PushRequest) -> PushResult:
+        """Create or update one object in QuickBooks.
+
+        - Resources: `customers` (CustomerRecord -> Customer), `items` (ProductRecord -> Item), `invoices` and
+          `sales_receipts` (OrderRecord -> Invoice / SalesReceipt). Options (`request.options`) override the
+          integration's config keys of the same name (item_type, income_account_id, default_item_id,
+          shipping_item_id, default_customer_id, home_currency).
+        - References inside an order: `record.customer.external_id` and each `OrderItemRecord.external_id`,
+          when set, are QuickBooks ids (the outbox fills them from this integration's identity map; never a
+          CRM id). Without one, the customer is found by DisplayName (and created if missing, with a requestid
+          derived from the push's key), and an item by its Name (else `default_item_id`, else the push fails
+          with a `BadRecordError` saying so). A sales receipt may have no customer.
+        - Idempotency: every write carries `requestid=request.idempotency_key`; QuickBooks answers a repeated
+          requestid with the first answer instead of writing again (the window is unconfirmed, sheet §2), so a
+          retry after a lost answer or a crash before the external id was recorded finds the first object.
+          An order pushed again without an external id is also looked up by `DocNumber` (the CRM order number)
+          first and updated if found: the same order never becomes two invoices, whatever the window.
+        - Updates (`request.external_id` set, or found by DocNumber): read the object for its current
+          `SyncToken`, send a sparse update. On a stale-object fault (5010: someone changed it in between) read
+          it again and retry once with a derived requestid; a second stale fault is a `TransientError`.
+        - A ValidationFault (bad data, duplicate name, unknown reference) is a `BadRecordError`: retrying the same
+          snapshot cannot succeed. Returns the object's Id and its SyncToken after the write.
+        """
+        if request.resource not in PUSHED:
+            raise PermanentError(f"QuickBooks cannot push {request.resource!r}")
+        entity, record_type = PUSHED[request.resource]
+        if not isinstance(request.record, record_type):
+            raise BadRecordError(
+                f"QuickBooks {request.resource} takes a {record_type.__name__}, not {type(request.record).__name__}",
+                external_id=request.external_id,
+            )
+        options = {**connection.config, **request.options}
+        client = self.client(connection)
+        try:
+            body = self._body(client, entity, request, options)
+            current = None
+            external_id = request.external_id
+            if not external_id and entity in ("Invoice", "SalesReceipt") and body.get("DocNumber"):
+                current = client.find(entity, "DocNumber", body["DocNumber"])
+                external_id = mappers.object_id(current)
+            obj = self._write(client, entity, body, external_id, request.idempotency_key, current=current)
+        except StaleObjectError as exc:
+            raise TransientError(
+                f"QuickBooks {entity} {request.external_id} kept changing while we updated it; retry later",
+                status=exc.status,
+            ) from None
+        except (ObjectNotFound, AuthError, BadRecordError):
+            raise
+        except PermanentError as exc:
+            if exc.details.get("fault_type") != "ValidationFault":
+                raise
+            hint = ""
+            if DUPLICATE_NAME_CODE in exc.details.get("codes", []):
+                hint = " (the name is taken in QuickBooks: rename one, or link the existing object)"
+            raise BadRecordError(exc.message + hint, external_id=request.external_id, details=exc.details) from None
+        return PushResult(external_id=mappers.object_id(obj), version=str(obj.get("SyncToken", "")))
+
+    def _body(self, client: QuickBooksClient, entity: str, request: PushRequest, options: dict) -> dict[str, Any]:
+        record = request.record
+        if isinstance(record, CustomerRecord):
+            return mappers.customer_body(record)
+        if isinstance(record, ProductRecord):
+            return mappers.item_body(
+                record,
+                item_type=str(options.get("item_type") or "NonInventory"),
+                income_account_id=str(options.get("income_account_id") or ""),
+            )
+        assert isinstance(record, OrderRecord)
+        names: dict[str, str] = {}
+        return mappers.sales_document_body(
+            record,
+            customer_ref=self._customer_ref(client, entity, record, request.idempotency_key, options),
+            item_refs=[self._item_ref(client, item, options, names) for item in record.items],
+            shipping_item_ref=str(options.get("shipping_item_id") or options.get("default_item_id") or ""),
+            home_currency=str(options.get("home_currency") or mappers.DEFAULT_CURRENCY),
+        )
+
+    def _customer_ref(self, client: QuickBooksClient, entity: str, record: OrderRecord, key: str, options) -> str:
+        customer = record.customer
+        if customer is not None and customer.external_id:
+            return customer.external_id
+        if customer is not None and (customer.name or customer.email):
+            body = mappers.customer_body(customer)
+            found = client.find("Customer", "DisplayName", body["DisplayName"])
+            if found is not None:
+                return mappers.object_id(found)
+            created = client.write("Customer", body, request_id=derived_request_id(key, "customer"))
+            return mappers.object_id(created)
+        if options.get("default_customer_id"):
+            return str(options["default_customer_id"])
+        if entity == "SalesReceipt":
+            return ""
+        raise BadRecordError("an invoice needs a customer: the order has none and no default_customer_id is set")
+
+    def _item_ref(self, client: QuickBooksClient, item: OrderItemRecord, options, names: dict[str, str]) -> str:
+        if item.external_id:
+            return item.external_id
+        name = (item.name or item.sku).strip()[: mappers.MAX_ITEM_NAME]
+        if name and name not in names:
+            found = client.find("Item", "Name", name)
+            names[name] = mappers.object_id(found) if found else ""
+        if names.get(name):
+            return names[name]
+        if options.get("default_item_id"):
+            return str(options["default_item_id"])
+        raise BadRecordError(
+            f"no QuickBooks item named {name!r} (SKU {item.sku!r}): push the product first or set default_item_id"
+        )
+
+    def _write(
+        self,
+        client: QuickBooksClient,
+        entity: str,
+        body: dict[str, Any],
+        external_id: str,
+        key: str,
+        *,
+        current: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if not external_id:
+            return client.write(entity, body, request_id=key)
+        current = current or client.read(entity, external_id)
+        if current is None:
+            raise PermanentError(
+                f"QuickBooks {entity} {external_id} no longer exists (deleted in QuickBooks?): "
+                "unlink it to push the object again"
+            )
+        try:
+            return client.write(entity, _sparse(body, current), request_id=key)
+        except StaleObjectError:
+            current = client.read(entity, external_id)
+            if current is None:
+                raise PermanentError(f"QuickBooks {entity} {external_id} was deleted while we updated it") from None
+            return client.write(entity, _sparse(body, current), request_id=derived_request_id(key, "stale-retry"))
+
+    # --- webhooks (`webhooks.py`) ---------------------------------------------------------------------------------
+    def verify_webhook(self, *, headers: Mapping[str, str], body: bytes, secrets: list[str], now: datetime) -> None:
+        qb_webhooks.verify(headers=headers, body=body, secrets=secrets)
+
+    def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+        return qb_webhooks.parse(body=body)
+
+    def split_webhook(self, event: InboundEvent) -> list[InboundEvent]:
+        """One event per entity change of a delivery (see `webhooks.py`, "One delivery, many changes")."""
+        return qb_webhooks.split(event)
+
+    def webhook_handlers(self) -> dict[str, Callable[[InboundEvent, Connection], WebhookOutcome]]:
+        handle = qb_webhooks.handler(client_factory=self.client, fetch=self._read, transform=self.transform)
+        return dict.fromkeys(qb_webhooks.handled_types(), handle)
+
+
+def _sparse(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A sparse update: only the fields we own, on the object's current Id and SyncToken."""
+    return {**body, "Id": current["Id"], "SyncToken": str(current.get("SyncToken", "0")), "sparse": True}
+
+
+def _parse(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _row_time(row: Any) -> datetime | None:
+    meta = row.get("MetaData") if isinstance(row, dict) else None
+    value = meta.get("LastUpdatedTime") if isinstance(meta, dict) else None
+    return _parse(value)
+
+
+def _hard_refresh_expiry(raw: Mapping[str, Any], *, now: datetime) -> datetime | None:
+    """The refresh token's hard expiry, if the token response states one. Intuit announced (Nov 2025) a maximum
+    validity of five years and a new response field stating it, but the field's name is unconfirmed (sheet §3),
+    so the names read are the setting `QUICKBOOKS_REFRESH_TOKEN_EXPIRY_FIELDS`: a number is seconds from now, a
+    string an ISO 8601 time. The earliest of these and the rolling expiry is kept."""
+    from django.conf import settings
+
+    found = []
+    for name in getattr(settings, "QUICKBOOKS_REFRESH_TOKEN_EXPIRY_FIELDS", []) or []:
+        value = raw.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            found.append(now + timedelta(seconds=float(value)))
+        elif (parsed := _parse(value)) is not None:
+            found.append(parsed)
+    return min(found, default=None)
