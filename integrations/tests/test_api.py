@@ -366,3 +366,13 @@ def test_api_key_scopes_separate_reading_changing_and_syncing(integration):
     assert reader.patch(f"/api/integrations/{integration.pk}/", {"name": "x"}, format="json").status_code == 403
     assert syncer.post(f"/api/integrations/{integration.pk}/sync/", {}, format="json").status_code == 202
     assert SyncRun.objects.get().requested_by_type == "api_key"
+
+
+def test_provider_detail_and_unknown_provider(staff_client):
+    shopify = staff_client.get("/api/providers/shopify/")
+    missing = staff_client.get("/api/providers/nope/")
+
+    assert shopify.status_code == 200
+    assert (shopify.json()["category"], shopify.json()["auth_kind"]) == ("ecommerce", "access_token")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
