@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from datetime import date, datetime
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
 REJECTED = "rejected_signatures"
@@ -99,7 +99,8 @@ class _LocalCounters:
 
 
 def _backend() -> _RedisCounters | _LocalCounters:
-    return _RedisCounters(cache) if isinstance(cache, RedisCache) else _LocalCounters()
+    backend = caches["default"]  # the backend itself: `django.core.cache.cache` is a proxy, never a RedisCache
+    return _RedisCounters(backend) if isinstance(backend, RedisCache) else _LocalCounters()
 
 
 def counter_increment(*, integration_id: str, day: date, kind: str) -> None:

@@ -31,7 +31,7 @@ from webhooks.serializers import (
     WebhookEventDetailSerializer,
     WebhookEventSerializer,
 )
-from webhooks.services.receiving import Outcome
+from webhooks.services.receiving import IntegrationGone, Outcome
 
 
 # --- the receiver -----------------------------------------------------------------------------------------------------
@@ -67,9 +67,12 @@ class WebhookReceiveView(View):
         body = request.read(limit + 1)  # a body without (or with a lying) Content-Length stops here too
         if len(body) > limit:
             return _too_large(request, limit)
-        receipt = services.delivery_accept(
-            target=target, headers=request.headers, body=body, remote_addr=request.META.get("REMOTE_ADDR", "")
-        )
+        try:
+            receipt = services.delivery_accept(
+                target=target, headers=request.headers, body=body, remote_addr=request.META.get("REMOTE_ADDR", "")
+            )
+        except IntegrationGone:
+            return error_response(status=404, code="not_found", message="Unknown webhook endpoint.", request=request)
         if receipt.outcome == Outcome.REJECTED:
             return error_response(
                 status=401,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,24 +56,42 @@ ERROR_CHARS = 2000
 
 
 # --- nudging ----------------------------------------------------------------------------------------------------------
+# When this process last found a drain due to start (it published one, or the key said one was pending).
+_drain_due_since = float("-inf")
+
+
 def drain_nudge() -> None:
     """Make sure a drain task will run after now, publishing at most one per drain cycle.
+
+    Two levels of debouncing. Across processes, the cache key: present means a published drain has not started
+    yet (a drain deletes it first thing), so there is nothing to publish. Within a process, for
+    `WEBHOOKS_NUDGE_DEBOUNCE_SECONDS` after it last saw a drain due, it does not even ask the cache: that drain
+    starts later than that moment, and a drain claims once more that long after its last short batch (see
+    `webhook_events_drain`), so it sees every event committed inside the window. Under load this is one
+    cache round trip per process per window instead of one per delivery.
 
     Never raises: with Redis down the event is already stored, and the sweeper starts a drain once the broker
     is back (DESIGN.md rule 1).
     """
+    global _drain_due_since
     from webhooks.tasks import drain
 
+    now = time.monotonic()
+    if now - _drain_due_since < settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS:
+        return
     try:
-        if not cache.add(NUDGE_KEY, 1, timeout=NUDGE_TTL_SECONDS):
-            return
+        added = cache.add(NUDGE_KEY, 1, timeout=NUDGE_TTL_SECONDS)
     except Exception:
         logger.warning("webhooks: cache unavailable, processing waits for the sweeper", exc_info=True)
+        return
+    _drain_due_since = now
+    if not added:
         return
     try:
         drain.apply_async(**PUBLISH_OPTIONS)
     except Exception:
         logger.warning("webhooks: could not publish a drain task, processing waits for the sweeper", exc_info=True)
+        _drain_due_since = float("-inf")
         with contextlib.suppress(Exception):  # let the next delivery try again rather than wait for the key to expire
             cache.delete(NUDGE_KEY)
 
@@ -109,14 +128,18 @@ def webhook_events_drain(*, max_events: int | None = None) -> int:
         logger.warning("webhooks: cache unavailable while draining", exc_info=True)
     batch = settings.WEBHOOKS_DRAIN_BATCH
     max_events = max_events or settings.WEBHOOKS_DRAIN_MAX_EVENTS
-    done = 0
+    done, last_look = 0, False
     while done < max_events:
         claimed = _claim(WebhookEvent.objects.filter(status=WebhookEventStatus.PENDING), limit=batch)
         for event_id, attempt in claimed:
             webhook_event_process_claimed(event_id=event_id, attempt=attempt)
         done += len(claimed)
         if len(claimed) < batch:
-            return done
+            if last_look:
+                return done
+            # Deliveries committed within a process's debounce window did not nudge: look once more after it.
+            time.sleep(2 * settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS)
+            last_look = True
     drain_publish()
     return done
 
@@ -267,8 +290,9 @@ def _give_up(event: WebhookEvent, error: str) -> None:
 
 # --- the sweeper ------------------------------------------------------------------------------------------------------
 def webhook_events_sweep(*, now: datetime | None = None) -> dict[str, Any]:
-    """Periodic repair (beat): failed events whose next attempt is due and claims left by killed workers go back
-    to `pending` (claimed with SKIP LOCKED); if anything is pending past the grace period (a lost broker
+    """Periodic repair (beat): failed events whose next attempt is due, claims left by killed workers and held
+    events of integrations that are active again go back to `pending` (claimed with SKIP LOCKED); a claim that
+    was already the last attempt ends `dead`. If anything is pending past the grace period (a lost broker
     message) or was just re-queued, one drain is published. Returns what it did."""
     now = now or timezone.now()
     requeued = _requeue(WebhookEvent.objects.filter(status=WebhookEventStatus.FAILED, next_attempt_at__lte=now))
@@ -281,9 +305,13 @@ def webhook_events_sweep(*, now: datetime | None = None) -> dict[str, Any]:
         error="Processing never finished (the worker died or timed out) on the last attempt.",
     )
     abandoned = _requeue(abandoned_claims)
+    # Held while the integration was paused; stored held by a receiver that had not seen it resumed yet.
+    released = _requeue(
+        WebhookEvent.objects.filter(status=WebhookEventStatus.HELD).exclude(integration__status__in=HOLD_STATUSES)
+    )
     grace = now - timedelta(seconds=settings.WEBHOOKS_PENDING_GRACE_SECONDS)
     waiting = WebhookEvent.objects.filter(status=WebhookEventStatus.PENDING, received_at__lt=grace).exists()
-    if requeued or abandoned or waiting:
+    if requeued or abandoned or released or waiting:
         drain_publish()
     if abandoned:
         logger.warning("webhooks: took back %s claim(s) abandoned by a worker", len(abandoned))
@@ -291,7 +319,8 @@ def webhook_events_sweep(*, now: datetime | None = None) -> dict[str, Any]:
         "retries": requeued,
         "abandoned": abandoned,
         "dead": buried,
-        "drain": bool(requeued or abandoned or waiting),
+        "released": released,
+        "drain": bool(requeued or abandoned or released or waiting),
     }
 
 
@@ -300,7 +329,11 @@ def _requeue(
 ) -> list[int]:
     """Move up to `limit` events of `queryset` to `status`, skipping rows a worker holds right now."""
     with transaction.atomic():
-        ids = list(queryset.select_for_update(skip_locked=True).order_by("id").values_list("id", flat=True)[:limit])
+        ids = list(
+            queryset.select_for_update(skip_locked=True, of=("self",))
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
         if ids:
             fields: dict[str, Any] = {"status": status, "next_attempt_at": None, "claimed_at": None}
             if error is not None:

@@ -11,6 +11,18 @@ from webhooks.tests.fakes import FakeHooksProvider, delivery
 SECRET = "fk_secret_current_0001"
 
 
+@pytest.fixture(autouse=True)
+def _no_hot_path_caches(settings):
+    """Tests change integrations between deliveries and drain right after delivering: start every test with
+    the receiver's per-process caches off (the tests of those caches switch them on)."""
+    from webhooks.services import processing, receiving
+
+    settings.WEBHOOKS_TARGET_CACHE_SECONDS = 0
+    settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS = 0
+    receiving._TARGETS.clear()
+    processing._drain_due_since = float("-inf")
+
+
 @pytest.fixture
 def actor() -> Actor:
     return Actor("user", "1", "staff")

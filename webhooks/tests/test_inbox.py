@@ -132,3 +132,10 @@ def test_prune_refuses_a_retention_shorter_than_the_dedup_window(integration):
 @override_settings(WEBHOOKS_RETENTION_DAYS=3)
 def test_system_check_refuses_a_retention_under_seven_days():
     assert [error.id for error in check_retention()] == ["webhooks.E001"]
+
+
+@pytest.mark.services
+def test_with_redis_counts_are_atomic_increments_shared_by_every_process():
+    from webhooks import counters
+
+    assert isinstance(counters._backend(), counters._RedisCounters)  # not a read-modify-write of a cached dict

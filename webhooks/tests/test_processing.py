@@ -325,3 +325,32 @@ def test_process_event_only_takes_a_pending_event(integration, receive):
 
     assert webhook_event_process(event_id=stored.pk).status == "processed"
     assert webhook_event_process(event_id=stored.pk) is None
+
+
+def test_within_the_debounce_window_a_process_asks_the_cache_once(
+    integration, deliver, settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS = 60
+    publish = mock.patch("webhooks.tasks.drain.apply_async")
+    add = mock.patch("webhooks.services.processing.cache.add", wraps=cache.add)
+    with publish as published, add as added, django_capture_on_commit_callbacks(execute=True):
+        for i in range(3):
+            deliver(integration, event("customer.updated", customer(i)))
+
+    assert (published.call_count, added.call_count) == (1, 1)
+
+
+def test_the_drain_looks_once_more_after_the_debounce_window(integration, deliver, settings):
+    settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS = 0.05
+    deliver(integration, event("customer.updated", customer(1)))
+
+    def delivery_while_waiting(seconds):  # committed while the drain waits; its nudge was skipped
+        assert seconds == 0.1
+        deliver(integration, event("customer.updated", customer(2, email="b@example.com")))
+
+    with mock.patch("webhooks.services.processing.time.sleep", side_effect=delivery_while_waiting):
+        assert webhook_events_drain() == 2
+
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}

@@ -229,11 +229,58 @@ def test_previous_secret_is_refused_after_the_rotation_window(integration, deliv
     assert deliver(integration, event("customer.updated", {}), secret="fk_secret_next_0002").status_code == 200
 
 
-def test_a_stored_delivery_costs_a_constant_number_of_queries(integration, post_delivery, django_assert_num_queries):
-    body, headers = delivery(event("customer.updated", {}), SECRET)
-    post_delivery(integration, body, headers)  # warm the secret cache
+def test_a_stored_delivery_costs_two_queries(integration, post_delivery, django_assert_num_queries):
+    post_delivery(integration, *delivery(event("customer.updated", {}), SECRET))  # warm the secret cache
     body, headers = delivery(event("customer.updated", {}), SECRET)
 
-    # integration row; savepoint, INSERT, release (the test runs inside a transaction)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(2):  # the integration row; one INSERT ... ON CONFLICT DO NOTHING
         assert post_delivery(integration, body, headers).status_code == 200
+
+
+def test_a_duplicate_costs_the_same_two_queries(integration, post_delivery, django_assert_num_queries):
+    body, headers = delivery(event("customer.updated", {}), SECRET)
+    post_delivery(integration, body, headers)
+
+    with django_assert_num_queries(2):
+        assert post_delivery(integration, body, headers).json() == {"received": True, "duplicate": True}
+
+
+def test_with_the_target_cache_a_delivery_costs_one_query(
+    integration, post_delivery, settings, django_assert_num_queries
+):
+    settings.WEBHOOKS_TARGET_CACHE_SECONDS = 60
+    post_delivery(integration, *delivery(event("customer.updated", {}), SECRET))
+    body, headers = delivery(event("customer.updated", {}), SECRET)
+
+    with django_assert_num_queries(1):
+        assert post_delivery(integration, body, headers).status_code == 200
+
+
+def test_a_held_event_stored_from_a_stale_cache_is_released_by_the_sweeper(
+    make_integration, deliver, settings, django_capture_on_commit_callbacks
+):
+    from webhooks.services import webhook_events_sweep
+
+    settings.WEBHOOKS_TARGET_CACHE_SECONDS = 60
+    integration = make_integration(status="paused")
+    deliver(integration, event("customer.updated", {"id": 1, "name": "A", "email": "a@example.com"}))
+    type(integration).objects.filter(pk=integration.pk).update(status="active")  # resumed; this process cached "paused"
+    deliver(integration, event("customer.updated", {"id": 2, "name": "B", "email": "b@example.com"}))
+    assert list(WebhookEvent.objects.values_list("status", flat=True)) == ["held", "held"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = webhook_events_sweep()
+
+    assert len(result["released"]) == 2
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+
+
+@pytest.mark.django_db(transaction=True)  # the foreign key is checked when the INSERT commits
+def test_delivery_for_an_integration_deleted_meanwhile_gets_404(integration, post_delivery, settings):
+    settings.WEBHOOKS_TARGET_CACHE_SECONDS = 60
+    post_delivery(integration, *delivery(event("customer.updated", {}), SECRET))
+    type(integration).objects.filter(pk=integration.pk).delete()
+
+    response = post_delivery(integration, *delivery(event("customer.updated", {}), SECRET))
+
+    _error(response, 404, "not_found")
