@@ -483,7 +483,8 @@ class QuickBooksSandbox(SandboxApp):
 
     def edit_before_next_update(self, entity: str, entity_id: str) -> None:
         """Someone edits this object in QuickBooks between a client's read and its update: the next update of it
-        finds its SyncToken one version behind (and gets the stale-object fault)."""
+        finds its SyncToken one version behind (and gets the stale-object fault). Called n times, the next n
+        updates each meet one such edit."""
         with self.lock:
             key = (entity, entity_id)
             self._pending_edits[key] = self._pending_edits.get(key, 0) + 1
@@ -669,9 +670,9 @@ class QuickBooksSandbox(SandboxApp):
         current = self.entities[entity].get(entity_id)
         if current is None:
             raise _Fault(400, "610", "Object Not Found", f"Object Not Found : {entity} {entity_id} does not exist.")
-        edits = self._pending_edits.pop((entity, entity_id), 0)
-        if edits:
-            current["SyncToken"] = str(int(current["SyncToken"]) + edits)
+        if self._pending_edits.get((entity, entity_id)):  # one concurrent edit lands before each update
+            self._pending_edits[(entity, entity_id)] -= 1
+            current["SyncToken"] = str(int(current["SyncToken"]) + 1)
             current["MetaData"]["LastUpdatedTime"] = _time_text(at)
         if str(body.get("SyncToken")) != current["SyncToken"]:
             raise _Fault(
@@ -861,7 +862,7 @@ class QuickBooksSandbox(SandboxApp):
             with self.lock:
                 if self._lose_responses > 0 and response.status < 500:
                     self._lose_responses -= 1
-                    request.fault = "response_lost"
+                    request.fault, request.status = "response_lost", 500
                     return SandboxResponse(500, fault_body("SystemFault", "10000", "An application error has occurred"))
         return response
 
