@@ -11,7 +11,7 @@ import pytest
 
 from integrations.errors import BadRecordError, PermanentError, TransientError
 from integrations.providers.base import PushRequest
-from integrations.providers.quickbooks.provider import derived_request_id
+from integrations.providers.quickbooks.push import derived_request_id
 from integrations.records import CustomerRecord, OrderItemRecord, OrderRecord, PaymentRecord, ProductRecord
 from integrations.tests.providers import test_quickbooks as qb_fixtures
 from integrations.tests.providers.test_quickbooks import qb_connect
