@@ -279,6 +279,19 @@ def identity_plan(ctx: WriteContext, kind: RecordKind, records: list[Any], *, ha
     return plan
 
 
+IDENTITY_COLUMNS = (
+    "integration_id",
+    "resource",
+    "external_id",
+    "content_type_id",
+    "object_id",
+    "content_hash",
+    "source_updated_at",
+    "created_at",
+    "updated_at",
+)
+
+
 def identities_write(
     ctx: WriteContext,
     kind: RecordKind,
@@ -289,23 +302,24 @@ def identities_write(
 ) -> None:
     now = timezone.now()
     content_type_id = ctx.content_type_id(model)
-    bulk.insert(
+    integration_id, resource = ctx.integration.pk, ctx.namespaces[kind]
+    bulk.copy_rows(
         IdentityMapping,
+        IDENTITY_COLUMNS,
         [
-            IdentityMapping(
-                integration=ctx.integration,
-                resource=ctx.namespaces[kind],
-                external_id=record.external_id,
-                content_type_id=content_type_id,
-                object_id=local_id,
-                content_hash=digest,
-                source_updated_at=record.source_updated_at if digest else None,
-                created_at=now,
-                updated_at=now,
+            (
+                integration_id,
+                resource,
+                record.external_id,
+                content_type_id,
+                local_id,
+                digest,
+                record.source_updated_at if digest else None,
+                now,
+                now,
             )
             for record, digest, local_id in created
         ],
-        batch_size=ctx.batch_size,
     )
     rows = []
     for record, digest, mapping, local_id in updated:

@@ -70,9 +70,9 @@ def write_customers(ctx: WriteContext, records: list[CustomerRecord], *, embedde
     now = timezone.now()
 
     def by_email(keys: set[str]) -> dict[str, int]:
-        return dict(
-            Customer.objects.annotate(email_ci=Lower("email")).filter(email_ci__in=keys).values_list("email_ci", "pk")
-        )
+        # `exclude(email="")` repeats the unique index's predicate so PostgreSQL can use that (partial) index.
+        matches = Customer.objects.exclude(email="").annotate(email_ci=Lower("email")).filter(email_ci__in=keys)
+        return dict(matches.values_list("email_ci", "pk"))
 
     return upsert(
         ctx,

@@ -147,25 +147,26 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
     customer_ids = write_customers(ctx, customers, embedded=True).local_ids if customers else {}
     skus = {item.sku for r in records for item in r.items if item.sku}
     product_ids = dict(Product.objects.filter(sku__in=skus).values_list("sku", "pk")) if skus else {}
-    history: list[OrderStatusHistory] = []
+    history: list[tuple] = []
     note = f"{ctx.source_label} ({ctx.integration.name})"
+    actor = tuple(ctx.actor.as_fields().values())  # actor_type, actor_id, actor_label
 
     def customer_of(record: OrderRecord) -> int | None:
         return customer_ids.get(record.customer.external_id) if record.customer is not None else None
 
-    def items_of(order: Order, record: OrderRecord) -> list[OrderItem]:
+    def items_of(order: Order, record: OrderRecord) -> list[tuple]:
         return [
-            OrderItem(
-                order=order,
-                product_id=product_ids.get(item.sku),
-                position=position,
-                sku=item.sku[:64],
-                name=(item.name or item.sku)[:200],
-                quantity=item.quantity,
-                unit_price=item.unit_price,
-                line_total=item.unit_price * item.quantity,
-                attributes=item.attributes,
-                external_id=item.external_id[:100],
+            (
+                order.pk,
+                product_ids.get(item.sku),
+                position,
+                item.sku[:64],
+                (item.name or item.sku)[:200],
+                item.quantity,
+                item.unit_price,
+                item.unit_price * item.quantity,
+                item.attributes,
+                item.external_id[:100],
             )
             for position, item in enumerate(record.items)
         ]
@@ -175,13 +176,8 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
 
     def after_create(pairs: list[tuple[OrderRecord, Order]]) -> None:
         items = [item for record, order in pairs for item in items_of(order, record)]
-        bulk.insert(OrderItem, items, batch_size=ctx.batch_size)
-        history.extend(
-            OrderStatusHistory(
-                order=order, from_status="", to_status=order.status, note=note, created_at=now, **ctx.actor.as_fields()
-            )
-            for _, order in pairs
-        )
+        bulk.copy_rows(OrderItem, ITEM_COLUMNS, items)
+        history.extend((order.pk, "", order.status, note, now, *actor) for _, order in pairs)
 
     previous_status: dict[int, str] = {}
 
@@ -197,18 +193,9 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
 
     def after_update(pairs: list[tuple[OrderRecord, Order]]) -> None:
         OrderItem.objects.filter(order__in=[order.pk for _, order in pairs]).delete()
-        bulk.insert(
-            OrderItem, [item for record, order in pairs for item in items_of(order, record)], batch_size=ctx.batch_size
-        )
+        bulk.copy_rows(OrderItem, ITEM_COLUMNS, [item for record, order in pairs for item in items_of(order, record)])
         history.extend(
-            OrderStatusHistory(
-                order=order,
-                from_status=previous_status[order.pk],
-                to_status=order.status,
-                note=note,
-                created_at=now,
-                **ctx.actor.as_fields(),
-            )
+            (order.pk, previous_status[order.pk], order.status, note, now, *actor)
             for _, order in pairs
             if previous_status.get(order.pk, order.status) != order.status
         )
@@ -225,13 +212,37 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
         after_create=after_create,
         after_update=after_update,
     )
-    bulk.insert(OrderStatusHistory, history, batch_size=ctx.batch_size)
+    bulk.copy_rows(OrderStatusHistory, HISTORY_COLUMNS, history)
     payments = [payment for r in records if r.external_id in result.local_ids for payment in r.payments]
     if payments:
         order_of_payment = {p.external_id: result.local_ids[r.external_id] for r in records for p in r.payments}
         customer_of_payment = {p.external_id: customer_of(r) for r in records for p in r.payments}
         write_payments(ctx, payments, order_ids=order_of_payment, customer_ids=customer_of_payment)
     return result
+
+
+ITEM_COLUMNS = (
+    "order_id",
+    "product_id",
+    "position",
+    "sku",
+    "name",
+    "quantity",
+    "unit_price",
+    "line_total",
+    "attributes",
+    "external_id",
+)
+HISTORY_COLUMNS = (
+    "order_id",
+    "from_status",
+    "to_status",
+    "note",
+    "created_at",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+)
 
 
 def _assign_numbers(orders: list[Order]) -> None:
