@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from integrations.providers.base import Capability
 from jewelia.core.exceptions import NotFound
 from webhooks import counters
 from webhooks.models import WebhookCounter, WebhookEvent, WebhookEventStatus
-from webhooks.secrets import secrets_from_credentials
+from webhooks.secrets import ROTATED_AT, secrets_from_credentials
 
 # Heavy columns a list never shows.
 LIST_DEFERRED = ("raw_body", "payload", "headers")
@@ -60,6 +61,21 @@ def webhook_secret_configured(*, integration: Integration, now: datetime | None 
     except crypto.DecryptionError:
         return False
     return bool(secrets_from_credentials(credentials, now=now or timezone.now()))
+
+
+def webhook_secret_status(*, integration: Integration, now: datetime | None = None) -> dict[str, Any]:
+    """Whether a secret is set, and until when the one it replaced still verifies (never the secrets)."""
+    now = now or timezone.now()
+    try:
+        credentials = crypto.decrypt_json(integration.credentials_encrypted)
+    except crypto.DecryptionError:
+        credentials = {}
+    valid = secrets_from_credentials(credentials, now=now)
+    rotated_at = credentials.get(ROTATED_AT)
+    until = None
+    if len(valid) > 1 and rotated_at:
+        until = datetime.fromisoformat(rotated_at) + timedelta(hours=settings.WEBHOOKS_SECRET_ROTATION_HOURS)
+    return {"secret_configured": bool(valid), "previous_secret_valid_until": until}
 
 
 def webhook_health_figures(*, integration: Integration, now: datetime | None = None) -> dict[str, Any]:

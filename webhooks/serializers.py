@@ -115,3 +115,21 @@ class WebhookEventDetailSerializer(WebhookEventSerializer):
     @extend_schema_field(serializers.CharField())
     def get_body(self, event: WebhookEvent) -> str:
         return bytes(event.raw_body or b"").decode("utf-8", errors="replace")
+
+
+class SecretInputSerializer(serializers.Serializer):
+    secret = serializers.CharField(
+        write_only=True,
+        min_length=8,
+        max_length=500,
+        trim_whitespace=True,
+        help_text="The provider's signing secret (Stripe `whsec_...`, the Shopify app client secret or admin "
+        "signing key). Never returned.",
+    )
+
+
+class SecretOutputSerializer(serializers.Serializer):
+    secret_configured = serializers.BooleanField()
+    previous_secret_valid_until = serializers.DateTimeField(
+        allow_null=True, help_text="Until when deliveries signed with the replaced secret are still accepted."
+    )

@@ -1,8 +1,8 @@
 """Routes of the webhooks app (included at /api/).
 
 - `webhooks/<integration uuid>/`: the public receiver providers deliver to (exact path, trailing slash);
-- `integrations/<uuid>/webhooks[/<event id>][/replay]`: the events API (trailing slash optional, like the
-  routers of the other apps).
+- `integrations/<uuid>/webhooks[/<event id>][/replay]`: the events API, and `.../webhooks/secret` to set the
+  signing secret (trailing slash optional, like the routers of the other apps).
 """
 
 from django.urls import path, re_path
@@ -23,6 +23,11 @@ urlpatterns = [
         rf"{EVENTS}/replay/?$",
         WebhookEventViewSet.as_view({"post": "replay_bulk"}),
         name="webhook-event-replay-bulk",
+    ),
+    re_path(
+        rf"{EVENTS}/secret/?$",
+        WebhookEventViewSet.as_view({"post": "secret"}),
+        name="webhook-secret",
     ),
     re_path(
         rf"{EVENTS}/(?P<event_id>[0-9]+)/?$",

@@ -28,6 +28,8 @@ from webhooks.serializers import (
     BulkReplayOutputSerializer,
     EventFilterSerializer,
     ManualEventInputSerializer,
+    SecretInputSerializer,
+    SecretOutputSerializer,
     WebhookEventDetailSerializer,
     WebhookEventSerializer,
 )
@@ -141,6 +143,7 @@ class WebhookEventViewSet(viewsets.GenericViewSet):
     (`webhooks:write`). Paths are bound in `webhooks/urls.py`."""
 
     scope_resource = "webhooks"
+    required_scopes = {"secret": "integrations:write"}  # a credential: set with the integration's own write scope
     serializer_class = WebhookEventSerializer
     filter_backends: list = []
 
@@ -209,3 +212,17 @@ class WebhookEventViewSet(viewsets.GenericViewSet):
         )
         code = status.HTTP_202_ACCEPTED if "replayed" in result else status.HTTP_200_OK
         return Response(BulkReplayOutputSerializer(result).data, status=code)
+
+    @extend_schema(
+        parameters=[INTEGRATION_PARAM],
+        request=SecretInputSerializer,
+        responses={200: SecretOutputSerializer},
+        description="Set the webhook signing secret (stored encrypted with the credentials; never returned). The "
+        "secret it replaces keeps verifying deliveries for WEBHOOKS_SECRET_ROTATION_HOURS (Shopify signs with the "
+        "old client secret for up to an hour after a rotation). Needs `integrations:write`.",
+    )
+    def secret(self, request, integration_id=None):
+        integration = self._integration()
+        data = _valid(SecretInputSerializer(data=request.data)).validated_data
+        services.webhook_secret_set(integration=integration, secret=data["secret"])
+        return Response(SecretOutputSerializer(selectors.webhook_secret_status(integration=integration)).data)

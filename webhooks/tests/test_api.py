@@ -259,3 +259,37 @@ def test_staff_session_with_view_permission_can_list(integration, events, staff_
 
     assert response.status_code == 200
     assert response.json()["count"] == 5
+
+
+def test_setting_the_secret_needs_the_integrations_write_scope(integration, writer):
+    error = _error(
+        writer.post(_url(integration, "/secret"), {"secret": "fk_new_secret_1"}, format="json"),
+        403,
+        "permission_denied",
+    )
+
+    assert error["details"] == {"missing_scope": "integrations:write"}
+
+
+def test_setting_the_secret_keeps_the_old_one_valid_for_the_rotation_window_and_never_returns_it(integration, settings):
+    settings.WEBHOOKS_SECRET_ROTATION_HOURS = 2
+    client = key_client("integrations:write")
+
+    response = client.post(_url(integration, "/secret"), {"secret": "fk_new_secret_1"}, format="json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"secret_configured", "previous_secret_valid_until"}
+    assert body["secret_configured"] is True
+    remaining = timezone.datetime.fromisoformat(body["previous_secret_valid_until"]) - timezone.now()
+    assert timedelta(hours=1, minutes=59) < remaining <= timedelta(hours=2)
+    assert "fk_new_secret_1" not in response.content.decode()
+
+
+def test_a_too_short_secret_is_refused_and_nothing_changes(integration):
+    before = type(integration).objects.get(pk=integration.pk).credentials_encrypted
+
+    response = key_client("integrations:write").post(_url(integration, "/secret"), {"secret": "short"}, format="json")
+
+    _error(response, 400, "validation_error")
+    assert type(integration).objects.get(pk=integration.pk).credentials_encrypted == before
