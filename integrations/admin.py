@@ -11,12 +11,28 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from integrations import services
+from integrations import oauth, services
 from integrations.health import integration_health_refresh
-from integrations.models import FieldMapping, Integration, RecordFailure, SyncRun, SyncTrigger
+from integrations.models import (
+    FieldMapping,
+    Integration,
+    OutboxEntry,
+    OutboxStatus,
+    PushRule,
+    RecordFailure,
+    SyncRun,
+    SyncTrigger,
+)
+from integrations.outbox import services as outbox_services
+from integrations.providers.base import AuthKind
 from jewelia.core.actors import Actor
 from jewelia.core.exceptions import JeweliaError
 
@@ -93,6 +109,7 @@ class FieldMappingInline(admin.TabularInline):
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
     form = IntegrationAdminForm
+    change_form_template = "admin/integrations/integration/change_form.html"
     list_display = ["name", "provider", "status", "health_badge", "last_sync_at", "last_success_at", "next_sync_at"]
     list_filter = ["provider", "category", "status", "health_status"]
     search_fields = ["name"]
@@ -110,6 +127,9 @@ class IntegrationAdmin(admin.ModelAdmin):
         "created_by_label",
         "created_at",
         "updated_at",
+        "oauth_grant",
+        "push_rules_summary",
+        "outbox_summary",
     ]
     inlines = [FieldMappingInline, SyncRunInline]
     actions = ["sync_now", "check_health", "pause", "resume"]
@@ -129,6 +149,136 @@ class IntegrationAdmin(admin.ModelAdmin):
     @admin.display(description="Credentials")
     def credentials_state(self, obj: Integration) -> str:
         return "stored (encrypted, never shown)" if obj.has_credentials else "none"
+
+    @admin.display(description="OAuth grant")
+    def oauth_grant(self, obj: Integration) -> str:
+        """When the access and refresh tokens expire (never the tokens themselves)."""
+        if obj.pk is None or not _uses_oauth(obj):
+            return "-"
+        credentials = obj.get_credentials()
+        if not credentials.get("refresh_token") and not credentials.get("access_token"):
+            return "not connected: use Connect"
+        access = credentials.get("expires_at") or "unknown"
+        refresh = credentials.get("refresh_token_expires_at") or "unknown"
+        return f"connected; access token expires {access}, refresh token expires {refresh}"
+
+    @admin.display(description="Push rules")
+    def push_rules_summary(self, obj: Integration) -> str:
+        if obj.pk is None:
+            return "-"
+        rules = [str(rule) for rule in obj.push_rules.filter(enabled=True)]
+        url = reverse("admin:integrations_pushrule_changelist") + f"?integration__id__exact={obj.pk}"
+        add = reverse("admin:integrations_pushrule_add") + f"?integration={obj.pk}"
+        return format_html(
+            '{} (<a href="{}">edit</a>, <a href="{}">add</a>)', "; ".join(rules) or "nothing is pushed", url, add
+        )
+
+    @admin.display(description="Outbox")
+    def outbox_summary(self, obj: Integration) -> str:
+        if obj.pk is None:
+            return "-"
+        counts = OutboxEntry.objects.filter(integration=obj).aggregate(
+            pending=Count("id", filter=Q(status=OutboxStatus.PENDING)),
+            failed=Count("id", filter=Q(status=OutboxStatus.FAILED)),
+            dead=Count("id", filter=Q(status=OutboxStatus.DEAD)),
+        )
+        url = reverse("admin:integrations_outboxentry_changelist") + f"?integration__id__exact={obj.pk}"
+        return format_html(
+            '<a href="{}">{} pending, {} failed, {} dead</a>', url, counts["pending"], counts["failed"], counts["dead"]
+        )
+
+    # --- OAuth: Connect / Reconnect / Disconnect --------------------------------------------------------------------
+    def get_urls(self):
+        extra = [
+            path(
+                "<path:object_id>/oauth/connect/",
+                self.admin_site.admin_view(self.oauth_connect_view),
+                name="integrations_integration_oauth_connect",
+            ),
+            path(
+                "<path:object_id>/oauth/disconnect/",
+                self.admin_site.admin_view(self.oauth_disconnect_view),
+                name="integrations_integration_oauth_disconnect",
+            ),
+        ]
+        return extra + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        integration = Integration.objects.filter(pk=object_id).first() if object_id else None
+        extra_context = dict(extra_context or {})
+        if integration is not None and _uses_oauth(integration):
+            extra_context["oauth_provider"] = True
+            extra_context["oauth_connected"] = any(
+                integration.get_credentials().get(k) for k in ("access_token", "refresh_token")
+            )
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
+    def _oauth_target(self, request, object_id) -> Integration:
+        integration = get_object_or_404(Integration, pk=object_id)
+        if not self.has_change_permission(request, integration):
+            raise PermissionDenied
+        return integration
+
+    def _change_url(self, integration: Integration) -> str:
+        return reverse("admin:integrations_integration_change", args=[integration.pk])
+
+    def _confirm(self, request, integration: Integration, *, title: str, text: str, button: str, force: bool = False):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": integration,
+            "title": title,
+            "text": text,
+            "button": button,
+            "offer_force": force,
+        }
+        return TemplateResponse(request, "admin/integrations/integration/oauth_confirm.html", context)
+
+    def oauth_connect_view(self, request, object_id):
+        """GET: confirm; POST: start the connect flow and send the browser to the provider."""
+        integration = self._oauth_target(request, object_id)
+        provider = integration.provider_impl
+        if request.method != "POST":
+            return self._confirm(
+                request,
+                integration,
+                title=f"Connect {integration.name} to {provider.name}",
+                text=(
+                    f"You will be sent to {provider.name} to grant access, then back here. Until you do, the "
+                    "integration keeps its current connection."
+                ),
+                button=f"Continue to {provider.name}",
+            )
+        try:
+            started = oauth.oauth_start(integration=integration, actor=Actor.for_user(request.user))
+        except JeweliaError as exc:
+            self.message_user(request, f"Cannot connect: {exc.message} {exc.details or ''}".strip(), messages.ERROR)
+            return HttpResponseRedirect(self._change_url(integration))
+        return HttpResponseRedirect(started.authorize_url)
+
+    def oauth_disconnect_view(self, request, object_id):
+        """GET: confirm; POST: revoke the grant at the provider and forget the tokens."""
+        integration = self._oauth_target(request, object_id)
+        provider = integration.provider_impl
+        if request.method != "POST":
+            return self._confirm(
+                request,
+                integration,
+                title=f"Disconnect {integration.name}",
+                text=(
+                    f"The access granted to Jewelia is revoked at {provider.name} and the tokens are forgotten. "
+                    "Syncs and pushes stop until you connect again."
+                ),
+                button="Disconnect",
+                force=True,
+            )
+        try:
+            oauth.integration_disconnect(integration=integration, force=bool(request.POST.get("force")))
+        except JeweliaError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, f"Disconnected from {provider.name}; the grant was revoked.", messages.SUCCESS)
+        return HttpResponseRedirect(self._change_url(integration))
 
     def save_model(self, request, obj, form, change):
         """Through the services, so admin edits get the same validation (provider schema, URL check)."""
@@ -257,3 +407,70 @@ class RecordFailureAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{integration.name}: retrying {len(ids)} records.", messages.SUCCESS)
             except JeweliaError as exc:
                 self.message_user(request, f"{integration.name}: {exc.message}", messages.WARNING)
+
+
+def _uses_oauth(integration: Integration) -> bool:
+    try:
+        return integration.provider_impl.auth_kind == AuthKind.OAUTH2
+    except (KeyError, LookupError):
+        return False
+
+
+@admin.register(PushRule)
+class PushRuleAdmin(admin.ModelAdmin):
+    """Per integration: which local events push to which provider resources, with provider options. Saving
+    validates the rule against the provider's push capabilities (`PushRule.clean`)."""
+
+    list_display = ["integration", "event", "resource", "channels", "enabled", "updated_at"]
+    list_filter = ["event", "enabled", "integration"]
+    list_select_related = ["integration"]
+    fields = ["integration", "event", "resource", "channels", "options", "enabled"]
+
+
+@admin.register(OutboxEntry)
+class OutboxEntryAdmin(admin.ModelAdmin):
+    """Pushes queued for integrations: pending, sent (with the external id), failed or dead with the reason."""
+
+    list_display = [
+        "id",
+        "integration",
+        "event",
+        "resource",
+        "local_object",
+        "operation",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "short_error",
+        "external_id",
+        "created_at",
+    ]
+    list_filter = ["status", "event", "resource", "integration"]
+    search_fields = ["external_id", "last_error", "idempotency_key"]
+    list_select_related = ["integration", "content_type"]
+    actions = ["retry"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in OutboxEntry._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="Local object")
+    def local_object(self, obj: OutboxEntry) -> str:
+        return f"{obj.content_type.model} {obj.object_id}"
+
+    @admin.display(description="Error")
+    def short_error(self, obj: OutboxEntry) -> str:
+        return obj.last_error[:120]
+
+    @admin.action(description="Retry selected entries")
+    def retry(self, request, queryset):
+        retried = 0
+        for entry in queryset:
+            try:
+                outbox_services.outbox_entry_retry(entry=entry)
+                retried += 1
+            except JeweliaError as exc:
+                self.message_user(request, f"Entry {entry.pk}: {exc.message}", messages.WARNING)
+        self.message_user(request, f"Retrying {retried} entries.", messages.SUCCESS)

@@ -69,6 +69,12 @@ class Integration(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     next_sync_at = models.DateTimeField(null=True, blank=True, help_text="When the dispatcher runs it next.")
     consecutive_failures = models.PositiveIntegerField(default=0)
+    refresh_token_warned_for = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The OAuth refresh-token expiry staff were last warned about (one warning per token).",
+    )
 
     health_status = models.CharField(max_length=20, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN)
     health_checked_at = models.DateTimeField(null=True, blank=True)
@@ -395,3 +401,167 @@ class ResourceCursor(models.Model):
             "since": self.since.isoformat() if self.since else None,
             "high_watermark": self.high_watermark.isoformat() if self.high_watermark else None,
         }
+
+
+# --- OAuth connect flow (integrations.oauth) -------------------------------------------------------------------------
+class OAuthState(models.Model):
+    """One OAuth authorization attempt: the server half of the signed `state` sent to the provider.
+
+    The signed state carries `nonce`; the callback consumes this row with one conditional UPDATE (single use),
+    before `expires_at` (short-lived), and checks it was started for `integration` by `started_by_*` (bound).
+    The PKCE verifier is kept encrypted. `outcome` records how the attempt ended, for the audit trail.
+    """
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Waiting for the provider"
+        CONNECTED = "connected", "Connected"
+        DENIED = "denied", "Consent denied"
+        FAILED = "failed", "Failed"
+
+    nonce = models.CharField(max_length=64, unique=True)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="oauth_states")
+    started_by_type = models.CharField(max_length=20)
+    started_by_id = models.CharField(max_length=64, blank=True)
+    started_by_label = models.CharField(max_length=200, blank=True)
+    redirect_uri = models.CharField(max_length=500)
+    code_verifier_encrypted = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.PENDING)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        db_table = "integration_oauth_states"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at"], name="integ_oauth_state_created_idx")]
+
+    def __str__(self) -> str:
+        return f"OAuth attempt {self.pk} for {self.integration_id} ({self.outcome})"
+
+
+# --- push sync (integrations.outbox) ---------------------------------------------------------------------------------
+class PushEvent(models.TextChoices):
+    """Local changes an integration can be told to push (`integrations.outbox.outbox_enqueue_for`)."""
+
+    ORDER_PLACED = "order.placed", "Order placed"
+    ORDER_PAID = "order.paid", "Order paid"
+    ORDER_COMPLETED = "order.completed", "Order completed"
+    CUSTOMER_CREATED = "customer.created", "Customer created"
+    CUSTOMER_UPDATED = "customer.updated", "Customer changed"
+
+
+class PushRule(models.Model):
+    """ "When `event` happens locally, push the object to the provider's `resource`": the per-integration push
+    configuration (e.g. completed orders as invoices, paid-at-counter orders as sales receipts).
+
+    `channels` narrows order events to orders of those sales channels (empty: every channel); `options` are
+    provider settings for this push that override the integration's config keys of the same name (e.g. the
+    QuickBooks item for lines without one). Validated against the provider's push capabilities in `clean()`.
+    """
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="push_rules")
+    event = models.CharField(max_length=40, choices=PushEvent.choices)
+    resource = models.CharField(max_length=50)
+    channels = models.JSONField(default=list, blank=True, help_text="Order events only: these channels (empty: all).")
+    options = models.JSONField(default=dict, blank=True, help_text="Provider settings for this push.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "integration_push_rules"
+        ordering = ["event", "resource"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "event", "resource"], name="integ_push_rule_unique"),
+        ]
+        # The enqueue path's lookup, inside every order or customer write: enabled rules for one event.
+        indexes = [models.Index(fields=["event"], condition=Q(enabled=True), name="integ_push_rule_event_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.resource}"
+
+    def clean(self) -> None:
+        from integrations.outbox.rules import push_rule_validate
+
+        if self.integration_id is None:
+            return  # the form reports the missing integration itself
+        push_rule_validate(
+            provider=self.integration.provider_impl,
+            event=self.event,
+            resource=self.resource,
+            channels=self.channels,
+            options=self.options,
+        )
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (will retry)"
+    DEAD = "dead", "Dead (gave up)"
+
+
+class OutboxOperation(models.TextChoices):
+    CREATE = "create", "Create"
+    UPDATE = "update", "Update"
+
+
+SENDABLE_OUTBOX_STATUSES = (OutboxStatus.PENDING, OutboxStatus.FAILED)
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+class OutboxEntry(models.Model):
+    """One local change to push to one integration, written in the same transaction as the change (DESIGN.md
+    rule 1). The snapshot is built from the local rows when the entry is sent, so it is always current.
+
+    `idempotency_key` is sent with every attempt (QuickBooks `requestid`), so a retry after a crash between
+    sending and recording cannot create a second object. `next_attempt_at` is the retry schedule kept in the
+    database; `claimed_until` is the lease of the worker sending it (an expired lease means that worker died).
+    At most one entry per object and resource is in flight at a time (partial unique index), so a create and
+    a later update never race into two creates.
+    """
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="outbox")
+    rule = models.ForeignKey(PushRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="entries")
+    event = models.CharField(max_length=40, choices=PushEvent.choices)
+    resource = models.CharField(max_length=50)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    object_id = models.BigIntegerField()
+    operation = models.CharField(max_length=10, choices=OutboxOperation.choices, default=OutboxOperation.CREATE)
+    idempotency_key = models.CharField(max_length=64, unique=True, default=new_idempotency_key)
+    status = models.CharField(max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True)
+    external_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "integration_outbox"
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "outbox entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "resource", "content_type", "object_id"],
+                condition=Q(claimed_until__isnull=False),
+                name="integ_outbox_one_in_flight",
+            ),
+        ]
+        indexes = [
+            # The sweeper's query: sendable entries by due time.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status__in=["pending", "failed"]), name="integ_outbox_due_idx"
+            ),
+            models.Index(fields=["integration", "status", "-created_at"], name="integ_outbox_list_idx"),
+            models.Index(fields=["content_type", "object_id"], name="integ_outbox_object_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.resource} #{self.object_id} ({self.status})"

@@ -12,6 +12,9 @@ from integrations.models import (
     FieldMapping,
     IdentityMapping,
     Integration,
+    OutboxEntry,
+    PushEvent,
+    PushRule,
     RecordFailure,
     SyncRun,
     Transform,
@@ -239,3 +242,80 @@ class FieldMappingSetOutputSerializer(serializers.Serializer):
         help_text="Per resource: local field -> value kind, the fields a mapping may set.",
     )
     transforms = serializers.ListField(child=serializers.CharField())
+
+
+# --- OAuth connect flow -----------------------------------------------------------------------------------------------
+class OAuthStartOutputSerializer(serializers.Serializer):
+    authorize_url = serializers.CharField(help_text="Send the user's browser here to grant access.")
+    state = serializers.CharField(help_text="Signed, single-use; the provider sends it back to the callback.")
+    expires_at = serializers.DateTimeField(help_text="The user must come back from the provider before this.")
+    redirect_uri = serializers.CharField(help_text="The callback registered with the provider's app.")
+
+
+class DisconnectSerializer(serializers.Serializer):
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Forget the tokens even when the provider cannot be reached to revoke them.",
+    )
+
+
+# --- push rules and the outbox ----------------------------------------------------------------------------------------
+class PushRuleSerializer(serializers.ModelSerializer):
+    event = serializers.ChoiceField(choices=PushEvent.choices)
+    channels = serializers.ListField(child=serializers.CharField(max_length=20), required=False, default=list)
+    options = serializers.DictField(required=False, default=dict)
+    enabled = serializers.BooleanField(default=True)
+
+    class Meta:
+        model = PushRule
+        fields = ["event", "resource", "channels", "options", "enabled"]
+        validators = []  # uniqueness is checked for the whole set by the service
+
+
+class PushRuleSetSerializer(serializers.Serializer):
+    rules = PushRuleSerializer(many=True)
+
+
+class PushRuleSetOutputSerializer(serializers.Serializer):
+    rules = PushRuleSerializer(many=True)
+    targets = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Per event: the provider resources a rule for it may push to.",
+    )
+
+
+class OutboxEntrySerializer(serializers.ModelSerializer):
+    local_type = serializers.SerializerMethodField()
+    local_id = serializers.IntegerField(source="object_id")
+    in_flight = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OutboxEntry
+        fields = [
+            "id",
+            "event",
+            "resource",
+            "local_type",
+            "local_id",
+            "operation",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "in_flight",
+            "last_error",
+            "external_id",
+            "idempotency_key",
+            "created_at",
+            "updated_at",
+            "sent_at",
+        ]
+        read_only_fields = fields
+
+    def get_local_type(self, obj: OutboxEntry) -> str:
+        return f"{obj.content_type.app_label}.{obj.content_type.model}"
+
+    def get_in_flight(self, obj: OutboxEntry) -> bool:
+        from django.utils import timezone
+
+        return obj.claimed_until is not None and obj.claimed_until > timezone.now()

@@ -2,7 +2,7 @@
 
 Tasks take ids, re-read their rows and call a service; state lives in the database, so a task that runs twice
 or not at all is repaired by the next sweep. No task retries itself with a countdown: transient failures are
-scheduled in `SyncRun.next_attempt_at` and started by `sweep_runs`.
+scheduled in `SyncRun.next_attempt_at` (outbox entries: `OutboxEntry.next_attempt_at`) and started by the sweepers.
 """
 
 import logging
@@ -58,6 +58,38 @@ def check_health(live: bool = False) -> None:
 
 @shared_task(name="integrations.cleanup")
 def cleanup() -> dict:
+    from integrations.oauth import oauth_states_cleanup
+    from integrations.outbox.services import outbox_cleanup
     from integrations.services import history_cleanup
 
-    return history_cleanup(older_than_days=settings.INTEGRATIONS_RETENTION_DAYS)
+    days = settings.INTEGRATIONS_RETENTION_DAYS
+    return {
+        **history_cleanup(older_than_days=days),
+        "outbox_entries": outbox_cleanup(older_than_days=days),
+        "oauth_states": oauth_states_cleanup(older_than_days=days),
+    }
+
+
+@shared_task(name="integrations.outbox_send", acks_late=True)
+def outbox_send_task(entry_id: int) -> None:
+    """Send one outbox entry. Idempotent: an entry that is not due, already sent or held by another worker is
+    left alone; the provider call carries the entry's idempotency key."""
+    from integrations.outbox.services import outbox_entry_send
+
+    outbox_entry_send(entry_id=entry_id)
+
+
+@shared_task(name="integrations.outbox_sweep")
+def outbox_sweep() -> int:
+    """Every minute (beat): send due retries, entries whose nudge was lost and entries a dead worker held."""
+    from integrations.outbox.services import outbox_sweep as sweep
+
+    return len(sweep())
+
+
+@shared_task(name="integrations.oauth_expiry_warn")
+def oauth_expiry_warn() -> int:
+    """Hourly (beat): warn once per token before an OAuth refresh token of known lifetime expires."""
+    from integrations.oauth import oauth_refresh_expiry_warn
+
+    return len(oauth_refresh_expiry_warn())

@@ -1,9 +1,14 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from integrations.views import IntegrationViewSet, ProviderViewSet
+from integrations.views import IntegrationViewSet, ProviderViewSet, oauth_callback
 
 router = SimpleRouter(trailing_slash="/?")
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("providers", ProviderViewSet, basename="provider")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    # The redirect URI every OAuth provider app registers (SITE_URL + /api/oauth/callback/).
+    path("oauth/callback/", oauth_callback, name="integration-oauth-callback"),
+]

@@ -7,24 +7,43 @@ and retries `integrations:sync`.
 from __future__ import annotations
 
 import django_filters
-from django.shortcuts import get_object_or_404
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from integrations import selectors, services
+from integrations import oauth, selectors, services
 from integrations.health import integration_health_compute, integration_health_refresh
-from integrations.models import HealthStatus, Integration, IntegrationStatus, SyncRun, SyncRunStatus, SyncTrigger
+from integrations.models import (
+    HealthStatus,
+    Integration,
+    IntegrationStatus,
+    OutboxEntry,
+    OutboxStatus,
+    SyncRun,
+    SyncRunStatus,
+    SyncTrigger,
+)
+from integrations.outbox import services as outbox_services
+from integrations.outbox.rules import push_targets
 from integrations.serializers import (
+    DisconnectSerializer,
     FieldMappingSetOutputSerializer,
     FieldMappingSetSerializer,
     HealthSerializer,
     IdentityMappingSerializer,
     IntegrationInputSerializer,
     IntegrationOutputSerializer,
+    OAuthStartOutputSerializer,
+    OutboxEntrySerializer,
     ProviderSerializer,
+    PushRuleSetOutputSerializer,
+    PushRuleSetSerializer,
     RecordFailureSerializer,
     RetryFailuresSerializer,
     SyncAllSerializer,
@@ -103,6 +122,12 @@ class IntegrationViewSet(viewsets.GenericViewSet):
         "sync_health": "integrations:read",
         "retry_failures": "integrations:sync",
         "mappings_replace": "integrations:write",
+        "oauth_start": "integrations:write",
+        "disconnect": "integrations:write",
+        "outbox": "integrations:read",
+        "outbox_retry": "integrations:sync",
+        "push_rules": "integrations:read",
+        "push_rules_replace": "integrations:write",
     }
     serializer_class = IntegrationOutputSerializer
     filterset_class = IntegrationFilter
@@ -278,6 +303,119 @@ class IntegrationViewSet(viewsets.GenericViewSet):
         data = _valid(FieldMappingSetSerializer(data=request.data))
         services.field_mappings_replace(integration=integration, mappings=data["mappings"])
         return self._mappings_response(integration)
+
+    # --- OAuth --------------------------------------------------------------------------------------------------------
+    @extend_schema(
+        request=None,
+        responses=OAuthStartOutputSerializer,
+        description=(
+            "Start connecting (or reconnecting) an OAuth integration: send the user's browser to `authorize_url`. "
+            "The provider sends it back to the shared callback, which stores the tokens, activates the "
+            "integration and redirects to its admin page. The state is single-use and expires at `expires_at`."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="oauth/start")
+    def oauth_start(self, request, pk=None):
+        started = oauth.oauth_start(integration=self.get_object(), actor=self._actor())
+        return Response(
+            OAuthStartOutputSerializer(
+                {
+                    "authorize_url": started.authorize_url,
+                    "state": started.state,
+                    "expires_at": started.expires_at,
+                    "redirect_uri": oauth.oauth_callback_url(),
+                }
+            ).data
+        )
+
+    @extend_schema(
+        request=DisconnectSerializer,
+        responses=IntegrationOutputSerializer,
+        description="Revoke the OAuth grant at the provider (where it has a revoke endpoint) and forget the tokens.",
+    )
+    @action(detail=True, methods=["post"])
+    def disconnect(self, request, pk=None):
+        data = _valid(DisconnectSerializer(data=request.data))
+        integration = oauth.integration_disconnect(integration=self.get_object(), force=data["force"])
+        return Response(IntegrationOutputSerializer(integration).data)
+
+    # --- push ---------------------------------------------------------------------------------------------------------
+    def _push_rules_response(self, integration: Integration) -> Response:
+        return Response(
+            PushRuleSetOutputSerializer(
+                {
+                    "rules": integration.push_rules.order_by("event", "resource"),
+                    "targets": push_targets(integration.provider_impl),
+                }
+            ).data
+        )
+
+    @extend_schema(responses=PushRuleSetOutputSerializer)
+    @action(detail=True, methods=["get"], url_path="push-rules", filterset_class=None)
+    def push_rules(self, request, pk=None):
+        """Which local events push to which provider resources, plus what the provider can push per event."""
+        return self._push_rules_response(self.get_object())
+
+    @extend_schema(request=PushRuleSetSerializer, responses=PushRuleSetOutputSerializer)
+    @push_rules.mapping.put
+    def push_rules_replace(self, request, pk=None):
+        """Replace all push rules at once; every rule is validated against the provider before anything changes."""
+        integration = self.get_object()
+        data = _valid(PushRuleSetSerializer(data=request.data))
+        outbox_services.push_rules_replace(integration=integration, rules=data["rules"])
+        return self._push_rules_response(integration)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=OutboxStatus.values),
+            RESOURCE_PARAM,
+        ],
+        responses=OutboxEntrySerializer(many=True),
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def outbox(self, request, pk=None):
+        """Local changes queued for this integration: pending, sent (with the external id), failed or dead (with
+        the reason), newest first."""
+        entries = OutboxEntry.objects.filter(integration=self.get_object()).select_related("content_type")
+        status_filter = request.query_params.get("status")
+        if status_filter:
+            if status_filter not in OutboxStatus.values:
+                from rest_framework.exceptions import ValidationError
+
+                raise ValidationError({"status": [f"Choose one of: {', '.join(OutboxStatus.values)}."]})
+            entries = entries.filter(status=status_filter)
+        if request.query_params.get("resource"):
+            entries = entries.filter(resource=request.query_params["resource"])
+        page = self.paginate_queryset(entries.order_by("-created_at", "-id"))
+        return self.get_paginated_response(OutboxEntrySerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("entry_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        request=None,
+        responses={202: OutboxEntrySerializer},
+    )
+    @action(detail=True, methods=["post"], url_path=r"outbox/(?P<entry_id>[0-9]+)/retry")
+    def outbox_retry(self, request, pk=None, entry_id=None):
+        """Send a failed or dead entry again now (same idempotency key: nothing is created twice)."""
+        entry = get_object_or_404(OutboxEntry, pk=entry_id, integration=self.get_object())
+        entry = outbox_services.outbox_entry_retry(entry=entry)
+        return Response(OutboxEntrySerializer(entry).data, status=status.HTTP_202_ACCEPTED)
+
+
+@require_GET
+def oauth_callback(request):
+    """The one OAuth redirect URI for every provider: finish the attempt the `state` names, then send the browser
+    to the integration's admin page (or the integrations list when the state is unusable) with a message."""
+    result = oauth.oauth_callback_complete(params=request.GET.dict(), user=request.user)
+    messages.add_message(request, messages.SUCCESS if result.ok else messages.ERROR, result.message)
+    if result.integration is not None:
+        return redirect(reverse("admin:integrations_integration_change", args=[result.integration.pk]))
+    return redirect(reverse("admin:integrations_integration_changelist"))
+
+
+# A browser endpoint authenticated by its signed, single-use state (and the session that started it), not by scopes.
+oauth_callback.public_endpoint = True  # type: ignore[attr-defined]
 
 
 def _valid(serializer) -> dict:

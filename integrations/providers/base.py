@@ -86,6 +86,17 @@ class Resource:
     cursor_style: CursorStyle = CursorStyle.UPDATED_AT
     lookback: timedelta = timedelta(minutes=5)  # re-read this margin before the cursor: same-timestamp safety
     depends_on: tuple[str, ...] = ()  # resources synced earlier in a run (customers before orders)
+    # (Added with the outbox.) The capability pushing to this resource needs; None: the one of its kind
+    # (`PUSH_CAPABILITY_BY_KIND`). Set it where a kind has several documents (an order as invoice or receipt).
+    push_capability: Capability | None = None
+
+
+# What pushing a resource of each kind needs when the resource does not name a capability itself.
+PUSH_CAPABILITY_BY_KIND = {
+    RecordKind.CUSTOMER: Capability.PUSH_CUSTOMERS,
+    RecordKind.PRODUCT: Capability.PUSH_PRODUCTS,
+    RecordKind.ORDER: Capability.PUSH_ORDERS,
+}
 
 
 @dataclass(frozen=True)
@@ -237,6 +248,19 @@ class Provider:
     def has(cls, capability: Capability) -> bool:
         return capability in cls.capabilities
 
+    @classmethod
+    def push_resources(cls) -> tuple[Resource, ...]:
+        """The resources the outbox may push to: direction push or both, and the capability pushing them needs
+        (`Resource.push_capability`, else the one of their kind) is declared. Added with the outbox."""
+        pushable = []
+        for resource in cls.resources:
+            if resource.direction not in (Direction.PUSH, Direction.BOTH):
+                continue
+            capability = resource.push_capability or PUSH_CAPABILITY_BY_KIND.get(resource.kind)
+            if capability is not None and capability in cls.capabilities:
+                pushable.append(resource)
+        return tuple(pushable)
+
     def base_url(self, config: dict[str, Any]) -> str:
         """The API root for this integration: `config["base_url"]` when set (checked against the host
         allow-list by the engine), else `default_base_url` formatted with the config."""
@@ -292,6 +316,32 @@ class Provider:
     # --- OAuth (auth kind OAUTH2) and push (capabilities PUSH_*) ----------------------------------------------
     oauth: ClassVar[OAuthSpec | None] = None
 
+    def oauth_spec(self, config: Mapping[str, Any]) -> OAuthSpec:
+        """The OAuth endpoints for one integration, given its config. The default is the class's `oauth`;
+        providers whose endpoints depend on the integration (a regional host, a local sandbox) override it and
+        check any user-supplied URL against the host allow-list. Raises `PermanentError` when the provider does
+        not use OAuth. (Promoted to the base class with the generic connect flow; additive.)"""
+        if self.oauth is None:
+            from integrations.errors import PermanentError
+
+            raise PermanentError(f"{self.name} does not connect with OAuth 2.0")
+        return self.oauth
+
+    def revoke_credentials(self, connection: Connection) -> None:
+        """Revoke the integration's grant at the provider (disconnect). The default sends the refresh token
+        (else the access token) to the spec's revoke endpoint as an RFC 7009 form, and does nothing when the spec
+        has no revoke endpoint or no token is stored. Returns None; raises the `ProviderError` family (a token
+        the provider no longer knows is not an error). (Promoted to the base class; additive.)"""
+        if self.auth_kind != AuthKind.OAUTH2:
+            return
+        spec = self.oauth_spec(connection.config)
+        token = str(connection.credentials.get("refresh_token") or connection.credentials.get("access_token") or "")
+        if spec.revoke_url and token:
+            from integrations import oauth_client
+
+            hint = "refresh_token" if connection.credentials.get("refresh_token") else "access_token"
+            oauth_client.revoke_token(spec, token, token_type_hint=hint)
+
     def oauth_callback_extras(self, params: Mapping[str, str]) -> dict[str, Any]:
         """Provider tenant ids carried on the OAuth callback that must be kept with the tokens (QuickBooks
         `realmId`). Receives the callback's query parameters; returns the values to store in the integration's
@@ -333,8 +383,20 @@ class Provider:
         a known expiry, under a per-integration lock. Returns the new credentials (also passed to
         `connection.save_credentials`), or None when this auth kind cannot refresh. Raises `AuthError` when
         the grant is refused (e.g. `invalid_grant`).
+
+        The default does the OAuth 2.0 refresh-token grant for auth kind OAUTH2 (`oauth_spec(config)`), keeping
+        any other stored keys and saving the new access and refresh tokens, with their expiry times, together;
+        other auth kinds return None. (The OAuth default was added with the generic connect flow.)
         """
-        return None
+        if self.auth_kind != AuthKind.OAUTH2 or self.oauth is None:
+            return None
+        from integrations import oauth_client
+
+        spec = self.oauth_spec(connection.config)
+        tokens = oauth_client.refresh_token(spec, str(connection.credentials.get("refresh_token") or ""))
+        credentials = {**connection.credentials, **tokens.as_credentials()}
+        connection.save_credentials(credentials)
+        return credentials
 
 
 def validate_provider_class(provider: type[Provider]) -> None:

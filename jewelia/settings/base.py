@@ -251,10 +251,25 @@ INTEGRATIONS_ALERT_WEBHOOK_URL = env.str("INTEGRATIONS_ALERT_WEBHOOK_URL", defau
 INTEGRATIONS_ALERT_WEBHOOK_SECRET = env.str("INTEGRATIONS_ALERT_WEBHOOK_SECRET", default="")
 INTEGRATIONS_RATE_LIMITING = env.bool("INTEGRATIONS_RATE_LIMITING", default=True)
 SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", default="http://127.0.0.1:8765")
+# OAuth connect flow (integrations.oauth): the redirect URI registered with every provider app (empty: SITE_URL +
+# /api/oauth/callback/), how long a started connection may take, and how early staff hear a grant runs out.
+INTEGRATIONS_OAUTH_CALLBACK_URL = env.str("INTEGRATIONS_OAUTH_CALLBACK_URL", default="")
+INTEGRATIONS_OAUTH_STATE_TTL_SECONDS = env.int("INTEGRATIONS_OAUTH_STATE_TTL_SECONDS", default=600)
+INTEGRATIONS_REFRESH_TOKEN_WARN_DAYS = env.int("INTEGRATIONS_REFRESH_TOKEN_WARN_DAYS", default=14)
+# Push outbox (integrations.outbox): attempts and backoff of a transient failure, a sending worker's lease, and how
+# long the sweeper leaves a fresh entry to its own task before sending it itself.
+INTEGRATIONS_OUTBOX_MAX_ATTEMPTS = env.int("INTEGRATIONS_OUTBOX_MAX_ATTEMPTS", default=8)
+INTEGRATIONS_OUTBOX_RETRY_BASE_SECONDS = env.int("INTEGRATIONS_OUTBOX_RETRY_BASE_SECONDS", default=30)
+INTEGRATIONS_OUTBOX_RETRY_MAX_SECONDS = env.int("INTEGRATIONS_OUTBOX_RETRY_MAX_SECONDS", default=3600)
+INTEGRATIONS_OUTBOX_LEASE_SECONDS = env.int("INTEGRATIONS_OUTBOX_LEASE_SECONDS", default=300)
+INTEGRATIONS_OUTBOX_SWEEP_GRACE_SECONDS = env.int("INTEGRATIONS_OUTBOX_SWEEP_GRACE_SECONDS", default=60)
+INTEGRATIONS_OUTBOX_SWEEP_BATCH = env.int("INTEGRATIONS_OUTBOX_SWEEP_BATCH", default=500)
 CELERY_BEAT_SCHEDULE["integrations.dispatch"] = {"task": "integrations.dispatch_due", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["integrations.sweep"] = {"task": "integrations.sweep_runs", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["integrations.health"] = {"task": "integrations.check_health", "schedule": 300.0}
 CELERY_BEAT_SCHEDULE["integrations.cleanup"] = {"task": "integrations.cleanup", "schedule": 86400.0}
+CELERY_BEAT_SCHEDULE["integrations.outbox_sweep"] = {"task": "integrations.outbox_sweep", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["integrations.oauth_expiry"] = {"task": "integrations.oauth_expiry_warn", "schedule": 3600.0}
 
 # --- webhooks -----------------------------------------------------------------------------------------------------
 # Deliveries larger than this get 413 without being read.

@@ -198,8 +198,20 @@ class QuickBooksProvider(Provider):
         Resource("customers", RecordKind.CUSTOMER, direction=Direction.BOTH),
         Resource("items", RecordKind.PRODUCT, direction=Direction.BOTH),
         # Kind ORDER for the push side (an order becomes an invoice); pulled invoices write nothing (see above).
-        Resource("invoices", RecordKind.ORDER, direction=Direction.BOTH, depends_on=("customers", "items")),
-        Resource("sales_receipts", RecordKind.ORDER, direction=Direction.PUSH, depends_on=("customers", "items")),
+        Resource(
+            "invoices",
+            RecordKind.ORDER,
+            direction=Direction.BOTH,
+            depends_on=("customers", "items"),
+            push_capability=Capability.PUSH_INVOICES,
+        ),
+        Resource(
+            "sales_receipts",
+            RecordKind.ORDER,
+            direction=Direction.PUSH,
+            depends_on=("customers", "items"),
+            push_capability=Capability.PUSH_SALES_RECEIPTS,
+        ),
         Resource("payments", RecordKind.PAYMENT, depends_on=("customers",)),
         # Kind PAYMENT only because every resource needs one; purchases write nothing (no expense model yet).
         Resource("purchases", RecordKind.PAYMENT),
@@ -214,8 +226,9 @@ class QuickBooksProvider(Provider):
         return BASE_URLS[config.get("environment") or "production"]
 
     def oauth_spec(self, config: Mapping[str, Any]) -> OAuthSpec:
-        """The OAuth endpoints for this integration: Intuit's, or a local sandbox's under `oauth_base_url`
-        (checked against the host allow-list like every user-supplied URL, DESIGN.md rule 10)."""
+        """The OAuth endpoints for this integration (overrides `Provider.oauth_spec`): Intuit's, or a local
+        sandbox's under `oauth_base_url` (checked against the host allow-list like every user-supplied URL,
+        DESIGN.md rule 10)."""
         base = str(config.get("oauth_base_url") or "").rstrip("/")
         if not base:
             return OAUTH
@@ -344,7 +357,8 @@ class QuickBooksProvider(Provider):
         return credentials
 
     def revoke_credentials(self, connection: Connection) -> None:
-        """Revoke the grant at Intuit (disconnect). Intuit's revoke endpoint takes a JSON body
+        """Revoke the grant at Intuit (disconnect; overrides `Provider.revoke_credentials`, whose RFC 7009 form
+        Intuit does not take). Intuit's revoke endpoint takes a JSON body
         `{"token": <refresh or access token>}` (sheet §3); revoking the refresh token ends the whole grant."""
         token = str(connection.credentials.get("refresh_token") or connection.credentials.get("access_token") or "")
         if token:
