@@ -160,7 +160,11 @@ class OrderAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.number = services.order_numbers_allocate(count=1)[0]
+        # The admin saves the order row itself, so it marks the stats days like the services do: the day the order
+        # was on before this edit and the day it is on now (Django runs the whole save in one transaction).
+        previous = Order.objects.filter(pk=obj.pk).values_list("placed_at", flat=True).first() if change else None
         super().save_model(request, obj, form, change)
+        services.order_stats_mark_dirty(days=[previous, obj.placed_at])
         if not change:
             OrderStatusHistory.objects.create(
                 order=obj,
@@ -212,6 +216,17 @@ class OrderAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.order_delete(order=obj, actor=Actor.for_user(request.user))
+
+    def delete_queryset(self, request, queryset):
+        """The bulk "delete selected" action goes through the same service (its rules, its stats marks)."""
+        refused = []
+        for order in queryset:
+            try:
+                services.order_delete(order=order, actor=Actor.for_user(request.user))
+            except JeweliaError as exc:
+                refused.append(f"{order.number}: {exc.message}")
+        for text in refused:
+            self.message_user(request, text, messages.WARNING)
 
     def has_delete_permission(self, request, obj=None):
         if obj is not None and not obj.is_deletable:

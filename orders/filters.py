@@ -23,7 +23,7 @@ from .models import (
     Product,
     ProductCategory,
 )
-from .selectors import customer_search, order_search, product_search
+from .selectors import OrderSearch, customer_search, order_search, product_search
 from .transitions import CLOSED_STATUSES
 
 
@@ -85,9 +85,8 @@ class OrderFilter(filters.FilterSet):
         method="filter_overdue", help_text="Due date before today and not delivered, completed, cancelled or refunded."
     )
     q = filters.CharFilter(
-        method="filter_q",
         help_text="Search order number, external reference, customer name and email, item SKU and name.",
-    )
+    )  # applied by filter_queryset, after every other filter
 
     class Meta:
         model = Order
@@ -106,8 +105,20 @@ class OrderFilter(filters.FilterSet):
         overdue = Q(due_date__lt=timezone.localdate()) & ~Q(status__in=CLOSED_STATUSES)
         return queryset.filter(overdue) if value else queryset.exclude(overdue)
 
-    def filter_q(self, queryset, name, value):
-        return order_search(queryset=queryset, term=value)
+    def filter_queryset(self, queryset):
+        """Every filter, then the search `q` last. The queryset before the search is kept on the request with the
+        search itself (`request.order_search`), so the orders lists can count and page a search in the shape that
+        suits it (`orders.pagination.OrderSearchSource`); what this returns is the plain, always-correct form."""
+        data = self.form.cleaned_data
+        for name, value in data.items():
+            if name != "q":
+                queryset = self.filters[name].filter(queryset, value)
+        term = (data.get("q") or "").strip()
+        if not term:
+            return queryset
+        if self.request is not None:
+            self.request.order_search = (queryset, OrderSearch(term))
+        return order_search(queryset=queryset, term=term)
 
 
 class CustomerFilter(filters.FilterSet):

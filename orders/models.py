@@ -10,7 +10,7 @@ never in `save()`.
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -232,9 +232,17 @@ class Order(models.Model):
             models.Index(fields=["payment_status", "placed_at"], name="orders_order_paystat_idx"),
             models.Index(fields=["fulfillment_status", "placed_at"], name="orders_order_fulfil_idx"),
             models.Index(fields=["channel", "placed_at"], name="orders_order_channel_idx"),
-            models.Index(fields=["customer", "placed_at"], name="orders_order_customer_idx"),
+            # A customer's orders by time, covering what the stats rank customers by and what search and customer
+            # history need, so those read the index alone.
+            models.Index(
+                fields=["customer", "placed_at", "id"],
+                include=["currency", "status", "channel", "total"],
+                name="orders_order_customer_idx",
+            ),
             models.Index(fields=["currency", "placed_at"], name="orders_order_currency_idx"),
             models.Index(fields=["due_date"], condition=Q(due_date__isnull=False), name="orders_order_due_idx"),
+            # The stats reconcile looks up orders changed recently (`orders.services.stats`).
+            models.Index(fields=["updated_at"], name="orders_order_updated_idx"),
         ]
 
     def __str__(self) -> str:
@@ -436,3 +444,170 @@ class OrderNumberCounter(models.Model):
 
     def __str__(self) -> str:
         return str(self.last_value)
+
+
+# --- Stats rollups ----------------------------------------------------------------------------------------------------
+# Derived tables behind GET /api/orders/stats/, never edited by hand: `orders.services.stats` rebuilds them from
+# orders and items, one day at a time, and `orders.selectors.stats` combines them with live aggregation of the days
+# they do not cover yet, so answers are always exact. Days are calendar days in the project's TIME_ZONE. No foreign
+# keys: a rollup row must never block deleting a customer or product, and is recomputed when its day changes.
+
+
+class OrderStatsDirtyDay(models.Model):
+    """A day whose orders changed since its rollups were computed. Written in the same transaction as the change
+    (`order_stats_mark_dirty`); append-only, so concurrent writers never wait on each other. Removed by the refresh
+    that recomputes the day."""
+
+    day = models.DateField()
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="orders_stats_dirty_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} (dirty)"
+
+
+class OrderStatsDay(models.Model):
+    """A day whose rollup rows were computed from the orders as of `refreshed_at`. A day without this row has no
+    rollups yet (never computed) and is aggregated live."""
+
+    day = models.DateField(primary_key=True)
+    refreshed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return str(self.day)
+
+
+class OrderStatsDailyTotal(models.Model):
+    """Orders and their total amount per day, currency, status and payment status (every order, any status)."""
+
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20)
+    payment_status = models.CharField(max_length=20)
+    orders = models.IntegerField()
+    amount = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "currency", "status", "payment_status"], name="orders_stats_total_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.currency} {self.status}/{self.payment_status}: {self.orders}"
+
+
+class OrderStatsChannelDailyTotal(models.Model):
+    """`OrderStatsDailyTotal` per channel too, for stats filtered by channel."""
+
+    channel = models.CharField(max_length=20)
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20)
+    payment_status = models.CharField(max_length=20)
+    orders = models.IntegerField()
+    amount = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "day", "currency", "status", "payment_status"],
+                name="orders_stats_channel_total_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.channel} {self.currency} {self.status}/{self.payment_status}: {self.orders}"
+
+
+class OrderStatsProductDay(models.Model):
+    """Revenue items (orders not cancelled or refunded, SKU not empty) per day, currency and SKU: quantity, revenue,
+    and the greatest name and product id sold under the SKU that day."""
+
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    product_id = models.BigIntegerField(null=True)
+    quantity = models.BigIntegerField()
+    revenue = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "currency", "sku"], name="orders_stats_product_day_unique"),
+        ]
+        indexes = [models.Index(fields=["currency", "sku", "day"], name="orders_stats_prod_day_sku")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.currency} {self.sku}: {self.revenue}"
+
+
+class OrderStatsProductMonth(models.Model):
+    """`OrderStatsProductDay` summed per calendar month (`month` is its first day)."""
+
+    month = models.DateField()
+    currency = models.CharField(max_length=3)
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    product_id = models.BigIntegerField(null=True)
+    quantity = models.BigIntegerField()
+    revenue = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["month", "currency", "sku"], name="orders_stats_product_month_unique"),
+        ]
+        indexes = [models.Index(fields=["currency", "sku", "month"], name="orders_stats_prod_month_sku")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.currency} {self.sku}: {self.revenue}"
+
+
+class OrderStatsProductWindow(models.Model):
+    """A SKU's revenue over the 13 calendar months starting at `start` (first of a month). Only an upper bound for
+    ranking: any date range of up to a year fits in the window starting at its first month, so a SKU whose window
+    revenue is below the tenth best exact revenue cannot be in the top ten (see `orders.selectors.stats`)."""
+
+    start = models.DateField()
+    currency = models.CharField(max_length=3)
+    sku = models.CharField(max_length=64)
+    revenue = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["start", "currency", "sku"], name="orders_stats_product_window_unique"),
+        ]
+        indexes = [
+            models.Index("start", "currency", F("revenue").desc(), "sku", name="orders_stats_prod_win_rank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m}+13 {self.currency} {self.sku}: {self.revenue}"
+
+
+class OrderStatsCustomerWindow(models.Model):
+    """A customer's revenue over calendar years `start_year` and `start_year + 1`: the upper bound that ranks top
+    customers for any date range inside those two years (see `OrderStatsProductWindow`)."""
+
+    start_year = models.IntegerField()
+    currency = models.CharField(max_length=3)
+    customer_id = models.BigIntegerField()
+    revenue = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["start_year", "currency", "customer_id"], name="orders_stats_customer_window_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                "start_year", "currency", F("revenue").desc(), "customer_id", name="orders_stats_cust_win_rank"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start_year}-{self.start_year + 1} {self.currency} #{self.customer_id}: {self.revenue}"

@@ -23,7 +23,7 @@ from jewelia.core.pagination import PageNumberPagination
 from . import selectors, services
 from .filters import CustomerFilter, OrderFilter, ProductFilter
 from .models import Customer, Order, Product, StockMovement
-from .pagination import CustomerOrdersPagination, DualModePagination, sort_parse
+from .pagination import CustomerOrdersPagination, DualModePagination, ListSource, OrderSearchSource, sort_parse
 from .selectors.stats import StatsRange
 from .serializers import (
     CustomerInputSerializer,
@@ -79,17 +79,33 @@ class SortedListMixin:
         self.request.sort = sort
         return queryset.order_by(*sort.order_by())
 
+    def list_source(self, queryset: QuerySet) -> ListSource:
+        """The filtered rows to page through, sorted."""
+        return ListSource(self.sorted_queryset(queryset))
+
     def paginated(self, queryset: QuerySet, serializer_class, **extra) -> Response:
-        page = self.paginate_queryset(self.sorted_queryset(self.filter_queryset(queryset)))
+        page = self.paginate_queryset(self.list_source(self.filter_queryset(queryset)))
         data = self.paginator.get_paginated_data(serializer_class(page, many=True).data)
         return Response({**extra, **data} if extra else data)
+
+
+class OrderListMixin(SortedListMixin):
+    """Orders lists: a search (`q`) is paged by `OrderSearchSource`, which picks its query shape by how many orders
+    match (the filterset leaves the unsearched queryset and the search on the request)."""
+
+    def list_source(self, queryset: QuerySet) -> ListSource:
+        searched = getattr(self.request, "order_search", None)
+        if searched is None:
+            return super().list_source(queryset)
+        unsearched, search = searched
+        return OrderSearchSource(self.sorted_queryset(unsearched), search)
 
 
 @extend_schema_view(
     list=extend_schema(summary="List orders", parameters=[_sort_parameter(ORDER_SORTS, "-placed_at")]),
     retrieve=extend_schema(summary="One order with items, status history, payments and shipments"),
 )
-class OrderViewSet(SortedListMixin, viewsets.GenericViewSet):
+class OrderViewSet(OrderListMixin, viewsets.GenericViewSet):
     scope_resource = "orders"
     required_scopes = {"transition": "orders:write", "stats": "orders:read"}
     queryset = Order.objects.all()
@@ -280,7 +296,7 @@ class CustomerViewSet(SortedListMixin, mixins.RetrieveModelMixin, viewsets.Gener
         responses=OrderOutputSerializer(many=True),
     )
 )
-class CustomerOrderViewSet(SortedListMixin, viewsets.GenericViewSet):
+class CustomerOrderViewSet(OrderListMixin, viewsets.GenericViewSet):
     """`/api/customers/{customer_pk}/orders/`: its own viewset so the orders filters and schema apply as is."""
 
     scope_resource = "orders"

@@ -200,6 +200,18 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- orders -------------------------------------------------------------------------------------------------------
+# Stats rollups: marked days are recomputed this often (until then the stats aggregate them live, so they stay exact);
+# reconcile marks days changed by writers that forgot to mark them.
+ORDERS_STATS_REFRESH_SECONDS = env.int("ORDERS_STATS_REFRESH_SECONDS", default=60)
+ORDERS_STATS_RECONCILE_SECONDS = env.int("ORDERS_STATS_RECONCILE_SECONDS", default=3600)
+CELERY_BEAT_SCHEDULE["orders.stats_refresh"] = {
+    "task": "orders.stats_refresh",
+    "schedule": float(ORDERS_STATS_REFRESH_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["orders.stats_reconcile"] = {
+    "task": "orders.stats_reconcile",
+    "schedule": float(ORDERS_STATS_RECONCILE_SECONDS),
+}
 
 # --- apikeys ------------------------------------------------------------------------------------------------------
 # HMAC key for API-key hashes. Unset: derived from SECRET_KEY, so changing SECRET_KEY then invalidates every key.

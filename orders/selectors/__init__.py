@@ -1,6 +1,7 @@
 """Reads of the orders domain: list querysets, search, stats and customer lifetime figures."""
 
 from .orders import (
+    OrderSearch,
     customer_lifetime,
     customer_search,
     order_detail_queryset,
@@ -11,6 +12,7 @@ from .orders import (
 from .stats import order_stats
 
 __all__ = [
+    "OrderSearch",
     "customer_lifetime",
     "customer_search",
     "order_detail_queryset",

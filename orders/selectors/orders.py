@@ -1,8 +1,11 @@
 """List querysets (a constant number of queries however many rows), search and customer lifetime figures."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet, Sum
 
 from orders.models import Customer, Order, OrderItem, OrderStatusHistory, Product
@@ -28,23 +31,87 @@ def order_detail_queryset() -> QuerySet[Order]:
     )
 
 
-def order_search(*, queryset: QuerySet[Order], term: str) -> QuerySet[Order]:
+@dataclass(frozen=True)
+class OrderSearch:
     """Orders whose number or external reference, customer name or email, or an item's SKU or name contains
-    `term` (any case).
+    `term` (any case), in the three query shapes a list needs.
 
-    Written as the union of three id sets rather than one OR across joins: each branch is a plain
-    `UPPER(col) LIKE` that PostgreSQL answers from its trigram GIN index (migration 0002), where an OR across
-    joined tables would force a sequential scan of every order.
+    Each branch is a plain `UPPER(col) LIKE` that PostgreSQL answers from a trigram GIN index (migration 0002);
+    one OR across joined tables would force a sequential scan of every order. The branches are combined as:
+
+    - `matching()`: the union of the branches' order ids. Costs what the matches cost: right when few match.
+    - `walking()`: "customer among the matching customers, or id among the other branches' ids". PostgreSQL
+      walks the sort's index and checks each row against two hashed sets, stopping when the page is full: right
+      when many match (a common last name: the first page is found after a few thousand rows), wrong when few do
+      (it would walk the whole table).
+    - `count_upto()`: orders of matching customers plus the other branches' orders, minus the overlap. Each part
+      reads indexes only and stops at the limit, where counting the union would first build all of it.
     """
+
+    term: str
+
+    def customer_ids(self) -> QuerySet:
+        term = self.term
+        return Customer.objects.filter(Q(name__icontains=term) | Q(email__icontains=term)).values("id").order_by()
+
+    def _by_order(self) -> QuerySet:
+        term = self.term
+        return Order.objects.filter(Q(number__icontains=term) | Q(external_reference__icontains=term)).values("id")
+
+    def _by_item(self) -> QuerySet:
+        term = self.term
+        return OrderItem.objects.filter(Q(sku__icontains=term) | Q(name__icontains=term)).values("order_id")
+
+    def other_order_ids(self) -> QuerySet:
+        """Orders matching by their own number or external reference, or by an item."""
+        return self._by_order().order_by().union(self._by_item().order_by())
+
+    def matching(self) -> Q:
+        by_customer = Order.objects.filter(customer_id__in=self.customer_ids()).values("id").order_by()
+        return Q(id__in=by_customer.union(self._by_order().order_by(), self._by_item().order_by()))
+
+    def walking(self) -> Q:
+        return Q(customer_id__in=self.customer_ids()) | Q(id__in=self.other_order_ids())
+
+    def count_upto(self, orders: QuerySet[Order], limit: int) -> int:
+        """How many of `orders` match, if at most `limit`; else `limit + 1`. One query.
+
+        Orders of matching customers, plus orders matching otherwise, minus those counted twice; each of the three
+        counts stops at `limit + 1` (if either of the first two exceeds the limit, so does the total). Written as
+        a sum rather than "otherwise and not of a matching customer", which PostgreSQL plans as a full scan.
+        """
+        by_customer = orders.filter(customer_id__in=self.customer_ids())
+        otherwise = orders.filter(id__in=self.other_order_ids())
+        both = otherwise.filter(customer_id__in=self.customer_ids())
+        parts = []
+        for part in (by_customer, otherwise, both):
+            try:
+                sql, params = part.order_by().values("id")[: limit + 1].query.sql_with_params()
+            except EmptyResultSet:
+                sql, params = "SELECT 1 WHERE 1 = 0", ()
+            parts.append((f"(SELECT COUNT(*) FROM ({sql}) AS part)", list(params)))  # noqa: S608
+        (customers_sql, customers_params), (others_sql, others_params), (twice_sql, twice_params) = parts
+        # The overlap is counted only when both sides matched (rarely): each branch costs a trigram lookup every
+        # time it is evaluated. Every SQL part is Django-compiled with its parameters apart.
+        overlap = f"CASE WHEN counted.customers > 0 AND counted.others > 0 THEN {twice_sql} ELSE 0 END"
+        sql = (
+            f"SELECT counted.customers, counted.others, {overlap} "  # noqa: S608
+            f"FROM (SELECT {customers_sql} AS customers, {others_sql} AS others) AS counted"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*twice_params, *customers_params, *others_params])
+            customers, others, twice = cursor.fetchone()
+        if customers > limit or others > limit:
+            return limit + 1
+        return customers + others - twice
+
+
+def order_search(*, queryset: QuerySet[Order], term: str) -> QuerySet[Order]:
+    """`queryset` narrowed to the orders matching `term` (see `OrderSearch`); unchanged for a blank term."""
     term = term.strip()
     if not term:
         return queryset
-    by_order = Order.objects.filter(Q(number__icontains=term) | Q(external_reference__icontains=term))
-    customers = Customer.objects.filter(Q(name__icontains=term) | Q(email__icontains=term)).values("id").order_by()
-    by_customer = Order.objects.filter(customer_id__in=customers)
-    by_item = OrderItem.objects.filter(Q(sku__icontains=term) | Q(name__icontains=term)).values("order_id").order_by()
-    ids = by_order.values("id").order_by().union(by_customer.values("id").order_by(), by_item)
-    return queryset.filter(id__in=ids)
+    return queryset.filter(OrderSearch(term).matching())
 
 
 def customer_search(*, queryset: QuerySet[Customer], term: str) -> QuerySet[Customer]:

@@ -13,6 +13,7 @@ from .orders import (
     order_update,
 )
 from .products import product_create, product_delete, product_update
+from .stats import order_stats_mark_dirty, order_stats_rebuild, order_stats_reconcile, order_stats_refresh
 from .stock import stock_adjust, stock_levels_set_bulk, stock_movements_record_bulk
 
 __all__ = [
@@ -26,6 +27,10 @@ __all__ = [
     "order_delete",
     "order_number_format",
     "order_numbers_allocate",
+    "order_stats_mark_dirty",
+    "order_stats_rebuild",
+    "order_stats_reconcile",
+    "order_stats_refresh",
     "order_totals_compute",
     "order_totals_recalculate",
     "order_transition",

@@ -26,6 +26,7 @@ from orders.transitions import DELETABLE_STATUSES, ITEMS_EDITABLE_STATUSES, allo
 
 from .common import check_currency, invalid, money_error, reject_unknown
 from .numbers import order_numbers_allocate
+from .stats import order_stats_mark_dirty
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal("0")
@@ -208,6 +209,7 @@ def order_create(
         order.save()
         OrderItem.objects.bulk_create(_build_items(order, items, totals.line_totals))
         _history_record(order=order, from_status="", to_status=status, actor=actor, note="Order created.")
+        order_stats_mark_dirty(days=[order.placed_at])
     return order
 
 
@@ -229,6 +231,8 @@ UPDATABLE_FIELDS = frozenset(
     }
 )
 _TOTALS_INPUTS = frozenset({"currency", "discount_total", "tax_total", "shipping_total"})
+# Fields the stats read (besides status and totals): changing one marks the order's old and new day dirty.
+_STATS_FIELDS = frozenset({"customer", "channel", "currency", "payment_status", "placed_at"})
 
 
 def order_update(
@@ -257,6 +261,7 @@ def order_update(
             )
         if "currency" in data and data["currency"] != order.currency and items is None:
             raise invalid("items", "Send the items again to change the currency.")
+        placed_before = order.placed_at
         for name, value in data.items():
             setattr(order, name, value)
         recompute = items is not None or bool(_TOTALS_INPUTS & set(data))
@@ -277,6 +282,8 @@ def order_update(
                 order.items.all().delete()
                 OrderItem.objects.bulk_create(_build_items(order, items, totals.line_totals))
         order.save()
+        if recompute or _STATS_FIELDS & set(data):
+            order_stats_mark_dirty(days=[placed_before, order.placed_at])
     logger.info("Order %s updated by %s", order.number, actor.label or actor.kind)
     return order
 
@@ -305,6 +312,7 @@ def order_totals_recalculate(*, order: Order) -> Order:
         OrderItem.objects.bulk_update(stored, ["line_total"])
         _apply_totals(order, totals)
         order.save(update_fields=["subtotal", "discount_total", "tax_total", "shipping_total", "total", "updated_at"])
+        order_stats_mark_dirty(days=[order.placed_at])
     return order
 
 
@@ -331,6 +339,7 @@ def order_transition(*, order: Order, to_status: str, actor: Actor, note: str = 
         locked.status = to_status
         locked.save(update_fields=["status", "updated_at"])
         _history_record(order=locked, from_status=from_status, to_status=to_status, actor=actor, note=note)
+        order_stats_mark_dirty(days=[locked.placed_at])
     order.status, order.updated_at = locked.status, locked.updated_at
     return locked
 
@@ -354,4 +363,5 @@ def order_delete(*, order: Order, actor: Actor) -> None:
                 code="has_payments",
             )
         locked.delete()
+        order_stats_mark_dirty(days=[locked.placed_at])
     logger.info("Order %s deleted by %s %s", order.number, actor.kind, actor.label or actor.id)

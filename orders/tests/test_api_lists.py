@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from orders.pagination import DualModePagination, OrderSearchSource
 from orders.tests.factories import CustomerFactory, OrderFactory, OrderItemFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +123,83 @@ def test_filter_by_customer_and_product(staff_client, orders):
 )
 def test_search_q(staff_client, orders, term, expected):
     assert _numbers(staff_client.get(URL, {"q": term})) == expected
+
+
+@pytest.fixture
+def walk_every_search(monkeypatch):
+    """Make every search take the walking shape (meant for searches matching thousands of orders)."""
+    monkeypatch.setattr(OrderSearchSource, "WALK_MIN_MATCHES", 1)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"q": "lovelace"},
+        {"q": "solitaire", "sort": "-total"},
+        {"q": "o", "sort": "number", "page_size": 2, "page": 2},
+        {"q": "bob@example", "status": "confirmed,in_production"},
+        {"q": "ea-7"},
+        {"q": "#1001", "pagination": "cursor"},
+        {"q": "e", "pagination": "cursor", "page_size": 2, "sort": "total"},
+        {"q": "nothing-matches"},
+    ],
+)
+def test_search_results_are_the_same_in_either_query_shape(staff_client, orders, monkeypatch, query):
+    collecting = staff_client.get(URL, query).json()
+    monkeypatch.setattr(OrderSearchSource, "WALK_MIN_MATCHES", 1)
+    walking = staff_client.get(URL, query).json()
+    assert walking == collecting
+
+
+def test_search_counts_an_order_matching_twice_once(staff_client, orders):
+    ada = orders[0].customer  # J-000001 and J-000003; J-000001 also has a "Solitaire ring" item
+    ada.name = "Ada Solitaire"
+    ada.save()
+    body = staff_client.get(URL, {"q": "solitaire"}).json()
+    assert (body["count"], body["count_is_exact"]) == (3, True)  # J-000001 (both), J-000003 (customer), J-000005
+    assert [row["number"] for row in body["results"]] == ["J-000005", "J-000003", "J-000001"]
+
+
+def test_search_in_cursor_mode_walks_every_match_once(staff_client, orders, walk_every_search):
+    seen, url = [], URL + "?q=o&pagination=cursor&page_size=2"
+    while url:
+        body = staff_client.get(url).json()
+        seen += [row["number"] for row in body["results"]]
+        url = body["next"]
+    assert seen == ["J-000005", "J-000003", "J-000002", "J-000001"]  # J-000004 has no customer nor items
+
+
+def test_count_is_exact_up_to_the_limit(staff_client, orders):
+    body = staff_client.get(URL).json()
+    assert (body["count"], body["count_is_exact"]) == (5, True)
+
+
+def test_count_past_the_limit_says_so_and_pages_still_work(staff_client, orders, monkeypatch):
+    monkeypatch.setattr(DualModePagination, "count_limit", 3)
+    first = staff_client.get(URL, {"page_size": 2}).json()
+    assert (first["count"], first["count_is_exact"]) == (3, False)
+    assert [row["number"] for row in first["results"]] == ["J-000005", "J-000004"]
+    third = staff_client.get(URL, {"page_size": 2, "page": 3}).json()  # past the counted rows
+    assert [row["number"] for row in third["results"]] == ["J-000001"]
+    assert third["next"] is None and "page=2" in third["previous"]
+    assert staff_client.get(URL, {"page_size": 2, "page": 4}).status_code == 404
+    last = staff_client.get(URL, {"page_size": 2, "page": "last"})
+    assert last.status_code == 404
+
+
+def test_search_count_past_the_limit(staff_client, orders, monkeypatch):
+    monkeypatch.setattr(DualModePagination, "count_limit", 1)
+    body = staff_client.get(URL, {"q": "example"}).json()
+    assert (body["count"], body["count_is_exact"]) == (1, False)
+    assert len(body["results"]) == 4
+
+
+def test_last_page_and_bad_page_numbers(staff_client, orders):
+    assert _numbers(staff_client.get(URL, {"page_size": 2, "page": "last"})) == ["J-000001"]
+    for page in ("0", "-1", "abc", "4"):
+        response = staff_client.get(URL, {"page_size": 2, "page": page})
+        assert response.status_code == 404, page
+        assert response.json()["error"]["code"] == "not_found"
 
 
 def test_bad_filter_values_are_400s(staff_client, orders):
