@@ -15,7 +15,8 @@ about 20 microseconds. Two helpers replace it on the hot path:
   rows), given as plain tuples: `COPY ... FROM STDIN`, no model instances at all.
 
 Elsewhere (SQLite) both fall back to `bulk_create`, which is fast enough there. Values must be final: no
-expressions, timestamps filled in by the writer; JSON columns are wrapped here.
+expressions, timestamps filled in by the writer; JSON columns are wrapped here. Database errors come out as
+Django's (`IntegrityError`, `DataError`), so the engine isolates a refused record as it would for the ORM.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def insert(model: type[models.Model], objs: list[models.Model], *, batch_size: i
             "(" + ", ".join(f"${n}" for n in range(row * width + 1, row * width + width + 1)) + ")"
             for row in range(len(batch))
         )
-        with RawCursor(connection.connection) as cursor:
+        with connection.wrap_database_errors, RawCursor(connection.connection) as cursor:
             cursor.execute(head + rows + tail, params)
             ids = [row[0] for row in cursor.fetchall()]
         for obj, pk in zip(batch, ids, strict=True):
@@ -99,7 +100,7 @@ def copy_rows(model: type[models.Model], field_names: Sequence[str], rows: list[
     columns = ", ".join(quote(field.column) for field in fields)
     connection.ensure_connection()
     statement = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
-    with Cursor(connection.connection) as cursor, cursor.copy(statement) as copy:
+    with connection.wrap_database_errors, Cursor(connection.connection) as cursor, cursor.copy(statement) as copy:
         for row in rows:
             if json_positions:
                 row = list(row)

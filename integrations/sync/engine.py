@@ -13,6 +13,7 @@ retry sweeper starts it. An auth failure (after the HTTP layer's one refresh) di
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -173,10 +174,15 @@ def entries_write(ctx: RunContext, resource: Resource, entries: list[Entry]) -> 
     return result
 
 
-def _excerpt(raw: Any) -> str:
-    import json
+def _storable(raw: Any) -> Any:
+    """The payload as JSON the database accepts: PostgreSQL's jsonb cannot hold NUL characters (a record
+    failing for exactly that reason must still be recorded), so they are dropped."""
+    text = json.dumps(raw, default=str)
+    return json.loads(text.replace("\\u0000", "")) if "\\u0000" in text else raw
 
-    text = json.dumps(raw, default=str, sort_keys=True) if not isinstance(raw, str) else raw
+
+def _excerpt(raw: Any) -> str:
+    text = json.dumps(raw, default=str, sort_keys=True) if not isinstance(raw, str) else raw.replace("\x00", "")
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 
@@ -185,7 +191,7 @@ def failures_record(ctx: RunContext, resource: str, failures: list[tuple[str, An
     if not failures:
         return
     now = timezone.now()
-    latest = {external_id: (raw, error) for external_id, raw, error in failures}
+    latest = {external_id: (_storable(raw), error.replace("\x00", "")) for external_id, raw, error in failures}
     existing = {
         failure.external_id: failure
         for failure in RecordFailure.objects.filter(

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.utils import timezone
 
 from integrations.errors import AuthError, RateLimitedError, TransientError
@@ -299,3 +300,17 @@ def test_credentials_refresh_happens_once_and_is_stored_encrypted(integration, f
     integration.refresh_from_db()
     assert integration.get_credentials() == {"access_token": "tok-new-456"}
     assert "tok-new-456" not in integration.credentials_encrypted
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="only PostgreSQL refuses NUL characters in text")
+def test_a_record_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_written(integration, shop, run_sync):
+    shop.data["customers"] = [customer(1, 1), customer(2, 2, name="Nul\x00byte"), customer(3, 3)]
+    shop.page_size = 10
+
+    run = run_sync(integration, resources=["customers"])
+
+    assert (run.status, run.created, run.failed) == ("partial", 2, 1)
+    assert sorted(Customer.objects.values_list("email", flat=True)) == ["c1@example.com", "c3@example.com"]
+    failure = RecordFailure.objects.get()
+    assert failure.external_id == "2"
+    assert failure.error.startswith("the database refused the record")
