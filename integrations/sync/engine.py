@@ -279,7 +279,9 @@ def _resource_sync(ctx: RunContext, resource: Resource) -> None:
         page = ctx.provider.fetch_page(ctx.connection, resource.name, cursor=dict(cursor.state), since=cursor.since)
 
         def cursor_update(result: WriteResult, page=page) -> None:
-            watermark = max((t for t in (page.high_watermark, result.high_watermark) if t), default=None)
+            # The provider's figure wins: it may cap it (Shopify caps at the pass's start so records changed
+            # during the pass are read again next time); record times are the fallback for providers without.
+            watermark = page.high_watermark if page.high_watermark is not None else result.high_watermark
             cursor.pass_watermark = max((t for t in (cursor.pass_watermark, watermark) if t), default=None)
             cursor.pages += 1
             if page.done:

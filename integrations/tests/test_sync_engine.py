@@ -314,3 +314,19 @@ def test_a_record_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_
     failure = RecordFailure.objects.get()
     assert failure.external_id == "2"
     assert failure.error.startswith("the database refused the record")
+
+
+def test_the_providers_high_watermark_wins_over_record_times(integration, shop, run_sync, monkeypatch):
+    from integrations.tests.fakes import FakeProvider
+
+    original = FakeProvider.fetch_page
+
+    def capped(self, connection, resource, *, cursor, since):
+        page = original(self, connection, resource, cursor=cursor, since=since)
+        page.high_watermark = T0  # as a provider capping at the pass's start would
+        return page
+
+    monkeypatch.setattr(FakeProvider, "fetch_page", capped)
+    run_sync(integration, resources=["customers"])
+
+    assert ResourceCursor.objects.get(resource="customers").high_watermark == T0
