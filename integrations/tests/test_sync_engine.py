@@ -330,3 +330,15 @@ def test_the_providers_high_watermark_wins_over_record_times(integration, shop, 
     run_sync(integration, resources=["customers"])
 
     assert ResourceCursor.objects.get(resource="customers").high_watermark == T0
+
+
+def test_a_payment_changed_inside_its_order_is_updated_in_place(integration, shop, run_sync):
+    run_sync(integration)
+    refunded = [{"id": "pay-100", "amount": "100.00", "status": "refunded"}]
+    shop.put("orders", order(100, 40, customer_id=1, payments=refunded))
+
+    run = run_sync(integration, resources=["orders"])
+
+    assert run.updated == 1
+    payment = Payment.objects.get()
+    assert (payment.status, payment.order.external_reference) == ("refunded", "#1100")

@@ -111,6 +111,7 @@ class KindResult:
     updated: int = 0
     unchanged: int = 0
     local_ids: dict[str, int] = field(default_factory=dict)  # external id -> local pk
+    written: set[str] = field(default_factory=set)  # external ids created or updated in this batch
     failed: dict[str, str] = field(default_factory=dict)  # external id -> error
 
 
@@ -244,7 +245,13 @@ def dedupe(records: Iterable[Any]) -> list[Any]:
     return list(chosen.values())
 
 
-def identity_plan(ctx: WriteContext, kind: RecordKind, records: list[Any], *, hashed: bool = True) -> IdentityPlan:
+# How a batch is compared with what the identity map holds:
+COMPARE = "compare"  # by content hash: unchanged records are not written
+RESOLVE = "resolve"  # partial copies embedded in another record (an order's customer): resolve or create only
+WRITE_THROUGH = "write_through"  # parts of a record that changed (an order's payments): written, not hashed
+
+
+def identity_plan(ctx: WriteContext, kind: RecordKind, records: list[Any], *, mode: str = COMPARE) -> IdentityPlan:
     existing = {
         mapping.external_id: mapping
         for mapping in IdentityMapping.objects.filter(
@@ -256,20 +263,20 @@ def identity_plan(ctx: WriteContext, kind: RecordKind, records: list[Any], *, ha
     plan = IdentityPlan()
     for record in records:
         mapping = existing.get(record.external_id)
-        if not hashed:  # embedded copies: only resolved or created, never compared
+        if mode == RESOLVE:
             if mapping is None:
                 plan.new.append((record, ""))
             else:
                 plan.unchanged.append((record, mapping))
             continue
-        digest = content_hash(record)
+        digest = content_hash(record) if mode == COMPARE else ""
         if mapping is None:
             plan.new.append((record, digest))
             continue
         incoming, stored = record.source_updated_at, mapping.source_updated_at
         if incoming is not None and stored is not None and incoming < stored:
             plan.unchanged.append((record, mapping))  # an older version: never overwrites a newer one
-        elif mapping.content_hash == digest:
+        elif mode == COMPARE and mapping.content_hash == digest:
             plan.unchanged.append((record, mapping))
             if incoming is not None and (stored is None or incoming > stored):
                 mapping.source_updated_at = incoming
@@ -299,7 +306,11 @@ def identities_write(
     created: list[tuple[Any, str, int]],
     updated: list[tuple[Any, str, IdentityMapping, int]],
     bump: list[IdentityMapping],
+    *,
+    keep_times: bool = True,
 ) -> None:
+    """Write new identity rows (COPY) and update changed ones. Without `keep_times` (resolve-only partial
+    copies) new rows get no source time, so the full record from its own resource is never taken as older."""
     now = timezone.now()
     content_type_id = ctx.content_type_id(model)
     integration_id, resource = ctx.integration.pk, ctx.namespaces[kind]
@@ -314,7 +325,7 @@ def identities_write(
                 content_type_id,
                 local_id,
                 digest,
-                record.source_updated_at if digest else None,
+                record.source_updated_at if keep_times else None,
                 now,
                 now,
             )
@@ -351,7 +362,7 @@ def upsert(
     before_create=None,
     after_create=None,
     after_update=None,
-    embedded: bool = False,
+    mode: str = COMPARE,
 ) -> KindResult:
     """The shared plan -> create/link -> update -> identity sequence.
 
@@ -361,12 +372,14 @@ def upsert(
     `before_create(instances)` completes new instances in one go (order numbers); `after_create(pairs)` /
     `after_update(pairs)` receive [(record, instance)] for dependent rows (order items).
 
-    `embedded` records are partial copies inside another record (an order's customer): they only resolve or
-    create the local row, never update a known one, and their identity gets no hash or time, so the full
-    record from its own resource always overwrites what the partial copy created.
+    `mode`: COMPARE (by content hash); RESOLVE for partial copies inside another record (an order's
+    customer): they only resolve or create the local row, never update a known one, and their identity gets no
+    hash or time, so the full record from its own resource always overwrites what the partial copy created;
+    WRITE_THROUGH for parts of a record already known to have changed (its payments): written without hashing,
+    still never over a newer version.
     """
     result = KindResult()
-    plan = identity_plan(ctx, kind, dedupe(records), hashed=not embedded)
+    plan = identity_plan(ctx, kind, dedupe(records), mode=mode)
     result.unchanged = len(plan.unchanged)
     for record, mapping in plan.unchanged:
         result.local_ids[record.external_id] = mapping.object_id
@@ -432,6 +445,7 @@ def upsert(
     updated_identities = []
     for (record, digest, mapping), obj in zip(to_create, new_objects, strict=True):
         result.local_ids[record.external_id] = obj.pk
+        result.written.add(record.external_id)
         if mapping is None:
             created_identities.append((record, digest, obj.pk))
         else:
@@ -440,11 +454,12 @@ def upsert(
         result.updated += mapping is not None
     for record, digest, mapping, instance in updates:
         result.local_ids[record.external_id] = instance.pk
+        result.written.add(record.external_id)
         if mapping is None:  # a new source record linked to an existing local row by its natural key
             created_identities.append((record, digest, instance.pk))
             result.updated += 1
         else:
             updated_identities.append((record, digest, mapping, instance.pk))
             result.updated += 1
-    identities_write(ctx, kind, model, created_identities, updated_identities, plan.bump)
+    identities_write(ctx, kind, model, created_identities, updated_identities, plan.bump, keep_times=mode != RESOLVE)
     return result

@@ -11,6 +11,7 @@ from django.utils import timezone
 from integrations.providers.base import RecordKind
 from integrations.records import CustomerRecord
 from integrations.sync.writers.base import (
+    COMPARE,
     KindResult,
     WriteContext,
     upsert,
@@ -66,7 +67,7 @@ def _customer_apply(ctx: WriteContext, now: datetime):
     return apply
 
 
-def write_customers(ctx: WriteContext, records: list[CustomerRecord], *, embedded: bool = False) -> KindResult:
+def write_customers(ctx: WriteContext, records: list[CustomerRecord], *, mode: str = COMPARE) -> KindResult:
     now = timezone.now()
 
     def by_email(keys: set[str]) -> dict[str, int]:
@@ -96,5 +97,5 @@ def write_customers(ctx: WriteContext, records: list[CustomerRecord], *, embedde
             "source_updated_at",
             "updated_at",
         ],
-        embedded=embedded,
+        mode=mode,
     )

@@ -12,6 +12,9 @@ from integrations.records import OrderRecord, PaymentRecord
 from integrations.sync import bulk
 from integrations.sync.writers.base import (
     CHANNELS,
+    COMPARE,
+    RESOLVE,
+    WRITE_THROUGH,
     KindResult,
     WriteContext,
     dedupe,
@@ -52,6 +55,7 @@ def write_payments(
     *,
     order_ids: dict[str, int] | None = None,
     customer_ids: dict[str, int | None] | None = None,
+    mode: str = COMPARE,
 ) -> KindResult:
     """Payments, linked to their order and customer: the order writer passes both for embedded payments
     (payment external id -> local id); otherwise the order is resolved from `order_reference` through the
@@ -113,6 +117,7 @@ def write_payments(
             ).values_list("provider", "external_id", "pk")
         },
         update_fields=[*_payment_values(records[0], None, None), "updated_at"] if records else [],
+        mode=mode,
     )
 
 
@@ -144,7 +149,7 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
     now = timezone.now()
     records = dedupe(records)
     customers = [r.customer for r in records if r.customer is not None]
-    customer_ids = write_customers(ctx, customers, embedded=True).local_ids if customers else {}
+    customer_ids = write_customers(ctx, customers, mode=RESOLVE).local_ids if customers else {}
     skus = {item.sku for r in records for item in r.items if item.sku}
     product_ids = dict(Product.objects.filter(sku__in=skus).values_list("sku", "pk")) if skus else {}
     history: list[tuple] = []
@@ -213,11 +218,12 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
         after_update=after_update,
     )
     bulk.copy_rows(OrderStatusHistory, HISTORY_COLUMNS, history)
-    payments = [payment for r in records if r.external_id in result.local_ids for payment in r.payments]
+    # An order's hash covers its payments: only orders created or changed in this batch can have new ones.
+    payments = [payment for r in records if r.external_id in result.written for payment in r.payments]
     if payments:
         order_of_payment = {p.external_id: result.local_ids[r.external_id] for r in records for p in r.payments}
         customer_of_payment = {p.external_id: customer_of(r) for r in records for p in r.payments}
-        write_payments(ctx, payments, order_ids=order_of_payment, customer_ids=customer_of_payment)
+        write_payments(ctx, payments, order_ids=order_of_payment, customer_ids=customer_of_payment, mode=WRITE_THROUGH)
     return result
 
 
