@@ -277,7 +277,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         except JeweliaError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
-            self.message_user(request, f"Disconnected from {provider.name}; the grant was revoked.", messages.SUCCESS)
+            self.message_user(request, f"Disconnected from {provider.name}.", messages.SUCCESS)
         return HttpResponseRedirect(self._change_url(integration))
 
     def save_model(self, request, obj, form, change):

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 import uuid
 from datetime import datetime
@@ -125,7 +126,7 @@ def health_alert_send(*, integration: Integration, previous: str, report: Health
 
 def refresh_token_expiry_alert_send(*, integration: Integration, expires_at: datetime, now: datetime) -> None:
     """Warn that the integration's OAuth refresh token expires soon (once per token; the caller claims it)."""
-    days = max(0, int((expires_at - now).total_seconds() // 86400))
+    days = max(0, math.ceil((expires_at - now).total_seconds() / 86400))
     when = "has expired" if expires_at <= now else f"expires in {days} days ({expires_at:%Y-%m-%d %H:%M} UTC)"
     line = f"Integration '{integration.name}' ({integration.provider}): its OAuth authorization {when}; reconnect it"
     logger.warning("%s [integration %s]", line, integration.pk)
