@@ -539,7 +539,6 @@ class OrderStatsProductDay(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["day", "currency", "sku"], name="orders_stats_product_day_unique"),
         ]
-        indexes = [models.Index(fields=["currency", "sku", "day"], name="orders_stats_prod_day_sku")]
 
     def __str__(self) -> str:
         return f"{self.day} {self.currency} {self.sku}: {self.revenue}"
@@ -560,7 +559,6 @@ class OrderStatsProductMonth(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["month", "currency", "sku"], name="orders_stats_product_month_unique"),
         ]
-        indexes = [models.Index(fields=["currency", "sku", "month"], name="orders_stats_prod_month_sku")]
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} {self.currency} {self.sku}: {self.revenue}"

@@ -26,6 +26,7 @@ Where the figures come from (the rollups are described in `orders.services.stats
   window, which is the usual case.
 """
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -33,8 +34,8 @@ from decimal import Decimal
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Count, DateField, F, QuerySet, Sum, Value
-from django.db.models.functions import Trunc
+from django.db.models import Count, DateField, F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Trunc, TruncDate
 
 from orders.models import (
     Customer,
@@ -51,7 +52,7 @@ from orders.models import (
     OrderStatus,
     PaymentStatus,
 )
-from orders.rollups import DayRun, daily_totals, day_runs, day_start, month_start, placed_on
+from orders.rollups import DayRun, day_runs, day_start, month_start, placed_on, stats_timezone
 from orders.transitions import NON_REVENUE_STATUSES
 
 INTERVALS = ("day", "week", "month")
@@ -135,28 +136,32 @@ def order_stats(*, stats_range: StatsRange) -> dict:
 
 def _order_stats(stats_range: StatsRange) -> dict:
     days = _day_states(stats_range)
-    rows = _breakdown_rows(stats_range, days)
-    currencies = sorted({row["currency"] for row in rows})
+    status_rows, timeline_rows = _breakdown_rows(stats_range, days)
+    currencies = sorted({row["currency"] for row in status_rows})
     by_status: dict[str, dict] = {s: {"orders": 0, "amounts": defaultdict(Decimal)} for s in OrderStatus.values}
     by_payment: dict[str, dict] = {s: {"orders": 0, "amounts": defaultdict(Decimal)} for s in PaymentStatus.values}
     revenue: dict[str, dict] = {code: {"amount": ZERO, "orders": 0} for code in currencies}
-    timeline: dict[date, dict] = {
-        p: {"orders": 0, "revenue": defaultdict(lambda: {"amount": ZERO, "orders": 0})}
-        for p in _periods(stats_range.date_from, stats_range.date_to, stats_range.interval)
-    }
-    for row in rows:
+    for row in status_rows:
         amount = _decimal(row["amount"])
         for bucket in (by_status[row["status"]], by_payment[row["payment_status"]]):
             bucket["orders"] += row["orders"]
             bucket["amounts"][row["currency"]] += amount
+        if row["status"] not in NON_REVENUE_STATUSES:
+            revenue[row["currency"]]["amount"] += amount
+            revenue[row["currency"]]["orders"] += row["orders"]
+    timeline: dict[date, dict] = {
+        p: {"orders": 0, "revenue": defaultdict(lambda: {"amount": ZERO, "orders": 0})}
+        for p in _periods(stats_range.date_from, stats_range.date_to, stats_range.interval)
+    }
+    for row in timeline_rows:
         entry = timeline[_period_of(row["period"], stats_range.interval)]
         entry["orders"] += row["orders"]
-        if row["status"] not in NON_REVENUE_STATUSES:
-            for totals in (revenue[row["currency"]], entry["revenue"][row["currency"]]):
-                totals["amount"] += amount
-                totals["orders"] += row["orders"]
-    order_count = sum(row["orders"] for row in rows)
-    revenue_currencies = [code for code in currencies if revenue[code]["orders"]]
+        if row["revenue_orders"]:
+            totals = entry["revenue"][row["currency"]]
+            totals["amount"] += _decimal(row["revenue"])
+            totals["orders"] += row["revenue_orders"]
+    order_count = sum(row["orders"] for row in status_rows)
+    revenue_currencies = {code: revenue[code]["orders"] for code in currencies if revenue[code]["orders"]}
     bounded = stats_range.days >= BOUNDED_MIN_DAYS and order_count >= BOUNDED_MIN_ORDERS
 
     return {
@@ -216,9 +221,13 @@ def _day_states(stats_range: StatsRange) -> _Days:
     )
 
 
-def _breakdown_rows(stats_range: StatsRange, days: _Days) -> list[dict]:
-    """(period, currency, status, payment status) -> orders, amount: rollup rows of the clean days grouped by
-    period in SQL, and live rows of the dirty days per day (the caller maps days to periods). One query."""
+def _breakdown_rows(stats_range: StatsRange, days: _Days) -> tuple[list[dict], list[dict]]:
+    """Two queries, each over the rollup rows of the clean days and the orders of the dirty days:
+
+    - per currency, status and payment status: orders and amount (the breakdowns and revenue totals);
+    - per period (dirty days: per day, mapped to their period by the caller) and currency: orders, and the orders
+      and amount that count as revenue (the timeline).
+    """
     if stats_range.channels:
         rollups = OrderStatsChannelDailyTotal.objects.filter(channel__in=stats_range.channels)
     else:
@@ -227,26 +236,59 @@ def _breakdown_rows(stats_range: StatsRange, days: _Days) -> list[dict]:
         rollups.filter(day__gte=stats_range.date_from, day__lte=stats_range.date_to)
         .exclude(day__in=days.marked)
         .order_by()
-        .annotate(period=Trunc("day", stats_range.interval, output_field=DateField()))
-        .values("period", "currency", "status", "payment_status")
-        .annotate(orders=Sum("orders"), amount=Sum("amount"))
     )
-    live = daily_totals(_orders_in(stats_range).filter(placed_on(days.dirty_runs)))
-    return list(rollups.union(live, all=True))
+    live = _orders_in(stats_range).filter(placed_on(days.dirty_runs))
+    counts_as_revenue = ~Q(status__in=NON_REVENUE_STATUSES)
+    keys = ("currency", "status", "payment_status")
+    statuses = (
+        rollups.values(*keys)
+        .annotate(orders=Sum("orders"), amount=Sum("amount"))
+        .union(live.values(*keys).annotate(orders=Count("id"), amount=Sum("total")), all=True)
+    )
+    by_day = stats_range.interval == "day"
+    period = F("day") if by_day else Trunc("day", stats_range.interval, output_field=DateField())
+    timeline = (
+        rollups.annotate(period=period)
+        .values("period", "currency")
+        .annotate(  # "orders" last: once it names the sum, it no longer names the column
+            revenue_orders=Sum("orders", filter=counts_as_revenue),
+            revenue=Sum("amount", filter=counts_as_revenue),
+            orders=Sum("orders"),
+        )
+        .union(
+            live.annotate(day=TruncDate("placed_at", tzinfo=stats_timezone()))
+            .values("day", "currency")
+            .annotate(
+                revenue_orders=Count("id", filter=counts_as_revenue),
+                revenue=Sum("total", filter=counts_as_revenue),
+                orders=Count("id"),
+            ),
+            all=True,
+        )
+    )
+    return list(statuses), list(timeline)
 
 
 # --- top lists ----------------------------------------------------------------------------------------------------
-def _top_customers(stats_range: StatsRange, days: _Days, currencies: list[str], *, bounded: bool) -> list[dict]:
+def _candidate_counts(most: int, orders: dict[str, int]) -> dict[str, int]:
+    """Candidates per currency: `most` for the currency with the most orders, proportionally fewer (at least a
+    tenth) for the others, whose customers are fewer too."""
+    busiest = max(orders.values(), default=0) or 1
+    return {code: max(most // 10, math.ceil(most * count / busiest)) for code, count in orders.items()}
+
+
+def _top_customers(stats_range: StatsRange, days: _Days, currencies: dict[str, int], *, bounded: bool) -> list[dict]:
     revenue_orders = _orders_in(stats_range).exclude(status__in=NON_REVENUE_STATUSES).filter(customer__isnull=False)
     start_year = stats_range.date_from.year
     rows: list[dict] = []
-    undecided = currencies
+    undecided = list(currencies)
     if bounded and currencies and stats_range.date_to.year <= start_year + 1:
+        asked = _candidate_counts(CUSTOMER_CANDIDATES, currencies)
         candidates, bounds = _candidates(
             [
                 OrderStatsCustomerWindow.objects.filter(start_year=start_year, currency=code)
                 .order_by("-revenue", "customer_id")
-                .values_list("currency", "customer_id", "revenue")[: CUSTOMER_CANDIDATES + 1]
+                .values_list("currency", "customer_id", "revenue")[: asked[code] + 1]
                 for code in currencies
             ],
             # Customers with orders on dirty days may have a stale window: they are candidates too.
@@ -254,11 +296,11 @@ def _top_customers(stats_range: StatsRange, days: _Days, currencies: list[str], 
             .order_by()
             .values_list("customer_id")
             .distinct(),
-            asked=CUSTOMER_CANDIDATES,
+            asked=asked,
             dirty_sql="SELECT 'd', '', customer_id, 0 FROM ({}) AS dirty",
         )
         rows = _customer_ranking(revenue_orders.filter(customer_id__in=sorted(candidates)))
-        undecided = _undecided(rows, bounds, currencies)
+        undecided = _undecided(rows, bounds, list(currencies))
         rows = [row for row in rows if row["currency"] not in undecided]
     if undecided:
         rows += _customer_ranking(revenue_orders.filter(currency__in=undecided))
@@ -280,7 +322,7 @@ def _customer_ranking(orders: QuerySet[Order]) -> list[dict]:
     return _top_per_currency(aggregated, join_customer=True)
 
 
-def _top_products(stats_range: StatsRange, days: _Days, currencies: list[str], *, bounded: bool) -> list[dict]:
+def _top_products(stats_range: StatsRange, days: _Days, currencies: dict[str, int], *, bounded: bool) -> list[dict]:
     if stats_range.channels:  # the product rollups have no channel
         rows = _product_ranking([_live_items(_orders_in(stats_range))])
     else:
@@ -299,7 +341,7 @@ def _top_products(stats_range: StatsRange, days: _Days, currencies: list[str], *
 
 
 def _top_products_from_rollups(
-    stats_range: StatsRange, days: _Days, currencies: list[str], *, bounded: bool
+    stats_range: StatsRange, days: _Days, currencies: dict[str, int], *, bounded: bool
 ) -> list[dict]:
     """Month rows for clean months wholly inside the range, day rows for the other clean days, live items for the
     dirty days."""
@@ -327,27 +369,29 @@ def _top_products_from_rollups(
 
     window_start = month_start(stats_range.date_from)
     rows: list[dict] = []
-    undecided = currencies
+    undecided = list(currencies)
     if bounded and currencies and stats_range.date_to < month_start(window_start, PRODUCT_WINDOW_MONTHS):
         # A SKU's revenue on dirty days is not (or not correctly) in its window: it can add at most the largest
         # dirty-day revenue of any SKU, which widens the bound instead of making every such SKU a candidate.
         dirty_revenue = _live_items(live_orders).values("currency", "sku").annotate(total=Sum("revenue"))
+        # Not scaled by orders like customers: a currency with few orders still sells most SKUs.
+        asked = dict.fromkeys(currencies, PRODUCT_CANDIDATES)
         candidates, bounds = _candidates(
             [
                 OrderStatsProductWindow.objects.filter(start=window_start, currency=code)
                 .order_by("-revenue", "sku")
-                .values_list("currency", "sku", "revenue")[: PRODUCT_CANDIDATES + 1]
+                .values_list("currency", "sku", "revenue")[: asked[code] + 1]
                 for code in currencies
             ],
             dirty=dirty_revenue,
-            asked=PRODUCT_CANDIDATES,
+            asked=asked,
             dirty_sql="SELECT 'd', currency, '', MAX(total) FROM ({}) AS dirty GROUP BY currency",
         )
         rows = _product_ranking(parts(sku__in=sorted(candidates)))
-        undecided = _undecided(rows, bounds, currencies)
+        undecided = _undecided(rows, bounds, list(currencies))
         rows = [row for row in rows if row["currency"] not in undecided]
     if undecided:
-        rows += _product_ranking(parts() if undecided == currencies else parts(currency__in=undecided))
+        rows += _product_ranking(parts() if len(undecided) == len(currencies) else parts(currency__in=undecided))
     return rows
 
 
@@ -384,10 +428,10 @@ def _product_ranking(parts: list[QuerySet]) -> list[dict]:
 
 
 def _candidates(
-    windows: list[QuerySet], *, asked: int, dirty: QuerySet, dirty_sql: str
+    windows: list[QuerySet], *, asked: dict[str, int], dirty: QuerySet, dirty_sql: str
 ) -> tuple[set, dict[str, Decimal]]:
-    """One query: the best keys by window revenue in each currency (`asked` + 1 each, to learn the best one left
-    out), and the dirty-day part (`dirty_sql` formats its compiled SQL into rows ('d', currency, key, amount)).
+    """One query: the best keys by window revenue in each currency (`asked[currency]` + 1 each, to learn the best
+    one left out), and the dirty-day part (`dirty_sql` formats its compiled SQL into rows ('d', currency, key, amount)).
 
     Returns the candidate keys and, per currency, the bound on the revenue of any key that is not a candidate: the
     best window revenue left out (zero when none was) plus the dirty-day amount of that currency, if any. A dirty
@@ -419,7 +463,7 @@ def _candidates(
         else:
             candidates.add(key)
     for currency, amounts in window_revenue.items():
-        if len(amounts) > asked:  # the smallest fetched is the best left out (it is a candidate itself)
+        if len(amounts) > asked[currency]:  # the smallest fetched is the best left out (a candidate itself)
             bounds[currency] += min(amounts)
     return candidates, dict(bounds)
 
@@ -458,13 +502,16 @@ def _rank(sql: str, params: list, *, join_customer: bool = False) -> list[dict]:
     # `sql` is Django-compiled with its parameters separate; every other name here is a constant of this module.
     window = "ROW_NUMBER() OVER (PARTITION BY agg.currency ORDER BY agg.revenue DESC, agg.tiebreak)"
     ranking = f"SELECT agg.*, {window} AS rank FROM ({sql}) agg"  # noqa: S608
-    select, join = "ranked.*", ""
-    if join_customer:
+    select = "ranked.*"
+    if join_customer:  # per ranked row: a join lets the planner scan every customer for a few dozen rows
         table = connection.ops.quote_name(Customer._meta.db_table)
-        select, join = "ranked.*, c.name, c.email", f" JOIN {table} c ON c.id = ranked.customer_id"
+        select += "".join(
+            f", (SELECT c.{column} FROM {table} c WHERE c.id = ranked.customer_id) AS {column}"  # noqa: S608
+            for column in ("name", "email")
+        )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {select} FROM ({ranking}) ranked{join} WHERE ranked.rank <= %s "  # noqa: S608
+            f"SELECT {select} FROM ({ranking}) ranked WHERE ranked.rank <= %s "  # noqa: S608
             "ORDER BY ranked.currency, ranked.rank",
             [*params, TOP_N],
         )
