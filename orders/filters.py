@@ -63,7 +63,19 @@ class CurrencyFilter(filters.CharFilter):
         return qs.filter(**{f"{self.field_name}__in": codes})
 
 
-class OrderFilter(filters.FilterSet):
+class ListFilterSet(filters.FilterSet):
+    """A FilterSet whose form class is built once per FilterSet class instead of on every request (django-filter
+    builds a new Form subclass each time; these filters' form fields never depend on the request)."""
+
+    def get_form_class(self):
+        form_class = type(self).__dict__.get("_cached_form_class")
+        if form_class is None:
+            form_class = super().get_form_class()
+            type(self)._cached_form_class = form_class
+        return form_class
+
+
+class OrderFilter(ListFilterSet):
     status = MultiChoiceFilter(choices=OrderStatus.choices, help_text="One or more order statuses.")
     payment_status = MultiChoiceFilter(choices=PaymentStatus.choices)
     fulfillment_status = MultiChoiceFilter(choices=FulfillmentStatus.choices)
@@ -121,7 +133,7 @@ class OrderFilter(filters.FilterSet):
         return order_search(queryset=queryset, term=term)
 
 
-class CustomerFilter(filters.FilterSet):
+class CustomerFilter(ListFilterSet):
     q = filters.CharFilter(method="filter_q", help_text="Search name, email and phone.")
     email = filters.CharFilter(field_name="email", lookup_expr="iexact", help_text="Exact email, any case.")
     marketing_consent = filters.BooleanFilter()
@@ -136,7 +148,7 @@ class CustomerFilter(filters.FilterSet):
         return customer_search(queryset=queryset, term=value)
 
 
-class ProductFilter(filters.FilterSet):
+class ProductFilter(ListFilterSet):
     q = filters.CharFilter(method="filter_q", help_text="Search SKU and name.")
     sku = filters.CharFilter(field_name="sku")
     category = MultiChoiceFilter(choices=ProductCategory.choices)

@@ -26,7 +26,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from jewelia.core.exceptions import ValidationFailed
 from jewelia.core.pagination import PageNumberPagination
-from orders.selectors import OrderSearch
+from orders.selectors import OrderSearch, order_list_rows
 
 COUNT_LIMIT = 10_000
 
@@ -101,7 +101,17 @@ class ListSource:
         return list(self.queryset[start:stop])
 
 
-class OrderSearchSource(ListSource):
+class OrderListSource(ListSource):
+    """Orders, read as light rows (`order_list_rows`) rather than model instances."""
+
+    def filter(self, condition: Q) -> "OrderListSource":
+        return OrderListSource(self.queryset.filter(condition))
+
+    def rows(self, start: int, stop: int) -> list:
+        return order_list_rows(queryset=self.queryset, start=start, stop=stop)
+
+
+class OrderSearchSource(OrderListSource):
     """Orders matching a search (`q`), fetched in the shape that suits how many match (see `OrderSearch`): walking
     the sort's index when at least `WALK_MIN_MATCHES` match and the page is among the first `WALK_MAX_ROWS` rows,
     collecting the matching ids otherwise. The count the page mode makes first decides; in cursor mode a count
@@ -125,7 +135,7 @@ class OrderSearchSource(ListSource):
 
     def rows(self, start: int, stop: int) -> list:
         if stop <= self.WALK_MAX_ROWS and self._matches_at_least(self.WALK_MIN_MATCHES):
-            return list(self.orders.filter(self.search.walking())[start:stop])
+            return order_list_rows(queryset=self.orders.filter(self.search.walking()), start=start, stop=stop)
         return super().rows(start, stop)
 
     def _matches_at_least(self, wanted: int) -> bool:

@@ -190,7 +190,8 @@ class OrderOutputSerializer(serializers.ModelSerializer):
 
         Lists and exports serialize thousands of orders and items; DRF's generic field machinery cost about
         0.8 ms per order with its items, most of a list request's time. The declared fields still drive the
-        OpenAPI schema, and tests compare this output with the declared shape.
+        OpenAPI schema, and tests compare this output with the declared shape. `order` is an `Order` (detail) or
+        an `orders.selectors.OrderRow` (lists), which has the same attributes and its items as a list.
         """
         currency = order.currency
         customer = order.customer
@@ -228,7 +229,7 @@ class OrderOutputSerializer(serializers.ModelSerializer):
                     "attributes": item.attributes,
                     "external_id": item.external_id,
                 }
-                for item in order.items.all()
+                for item in (order.items if isinstance(order.items, list) else order.items.all())
             ],
             "created_at": _datetime_text(order.created_at, tz),
             "updated_at": _datetime_text(order.updated_at, tz),

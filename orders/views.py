@@ -23,7 +23,14 @@ from jewelia.core.pagination import PageNumberPagination
 from . import selectors, services
 from .filters import CustomerFilter, OrderFilter, ProductFilter
 from .models import Customer, Order, Product, StockMovement
-from .pagination import CustomerOrdersPagination, DualModePagination, ListSource, OrderSearchSource, sort_parse
+from .pagination import (
+    CustomerOrdersPagination,
+    DualModePagination,
+    ListSource,
+    OrderListSource,
+    OrderSearchSource,
+    sort_parse,
+)
 from .selectors.stats import StatsRange
 from .serializers import (
     CustomerInputSerializer,
@@ -90,13 +97,14 @@ class SortedListMixin:
 
 
 class OrderListMixin(SortedListMixin):
-    """Orders lists: a search (`q`) is paged by `OrderSearchSource`, which picks its query shape by how many orders
-    match (the filterset leaves the unsearched queryset and the search on the request)."""
+    """Orders lists read their rows light (`OrderListSource`); a search (`q`) is paged by `OrderSearchSource`,
+    which picks its query shape by how many orders match (the filterset leaves the unsearched queryset and the
+    search on the request)."""
 
     def list_source(self, queryset: QuerySet) -> ListSource:
         searched = getattr(self.request, "order_search", None)
         if searched is None:
-            return super().list_source(queryset)
+            return OrderListSource(self.sorted_queryset(queryset))
         unsearched, search = searched
         return OrderSearchSource(self.sorted_queryset(unsearched), search)
 

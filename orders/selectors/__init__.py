@@ -6,6 +6,7 @@ from .orders import (
     customer_search,
     order_detail_queryset,
     order_list_queryset,
+    order_list_rows,
     order_search,
     product_search,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "customer_search",
     "order_detail_queryset",
     "order_list_queryset",
+    "order_list_rows",
     "order_search",
     "order_stats",
     "product_search",
