@@ -1,8 +1,13 @@
-"""Demo data: the sample Shopify integration, pointed at the local Shopify sandbox.
+"""Demo data: the sample Shopify and "QuickBooks Online" integrations, pointed at the local provider sandbox.
 
-`manage.py seed_demo` calls `seed`; the README's run command starts the sandbox (default
-http://127.0.0.1:8765, `SANDBOX_BASE_URL`) so a newcomer sees real syncs over HTTP. Idempotent: an existing demo
-integration is left as it is (its cursors and history included).
+`manage.py seed_demo` calls `seed`; the README's run command starts the sandbox (default http://127.0.0.1:8765,
+`SANDBOX_BASE_URL`) so a newcomer sees real syncs over HTTP. Idempotent: an existing demo integration is left as
+it is (its cursors and history included).
+
+The QuickBooks one is connected to the sandbox's company with the sandbox's demo tokens (its OAuth endpoints are
+the sandbox's too, so refreshing, reconnecting and disconnecting work locally once `QUICKBOOKS_CLIENT_ID` and
+`QUICKBOOKS_CLIENT_SECRET` hold the sandbox's demo app credentials, as the local settings default them). It pushes
+customers as they are created or changed, and completed orders as invoices.
 """
 
 from django.conf import settings
@@ -13,11 +18,32 @@ from jewelia.core.actors import Actor
 from jewelia.core.exceptions import ValidationFailed
 
 DEMO_NAME = "Demo Shopify store (sandbox)"
-# Where the sandbox runner mounts its Shopify app below SANDBOX_BASE_URL.
+QUICKBOOKS_DEMO_NAME = "QuickBooks Online"
+# Where the sandbox runner mounts its apps below SANDBOX_BASE_URL.
 SHOPIFY_SANDBOX_PATH = "/shopify"
+QUICKBOOKS_SANDBOX_PATH = "/quickbooks"
+# The sandbox company's "Ring resizing" service item: invoice lines whose product QuickBooks does not know (the
+# demo catalogue differs from the sandbox's) are booked to it, keeping the product name as the line description.
+QUICKBOOKS_DEMO_ITEM_ID = "10"
+QUICKBOOKS_DEMO_PUSH_RULES = [
+    {"event": "customer.created", "resource": "customers"},
+    {"event": "customer.updated", "resource": "customers"},
+    # The demo orders are in euros; a company whose home currency is EUR takes them without multicurrency.
+    {
+        "event": "order.completed",
+        "resource": "invoices",
+        "options": {"default_item_id": QUICKBOOKS_DEMO_ITEM_ID, "home_currency": "EUR"},
+    },
+]
+LOCAL_HOSTS_HINT = "Local sandbox URLs need 127.0.0.1 in the allowed local hosts (development settings)."
 
 
 def seed(*, stdout, style) -> None:
+    seed_shopify(stdout=stdout, style=style)
+    seed_quickbooks(stdout=stdout, style=style)
+
+
+def seed_shopify(*, stdout, style) -> None:
     from integrations.sandbox.shopify import API_VERSION, DEMO_ACCESS_TOKEN, DEMO_SHOP
 
     if Integration.objects.filter(name=DEMO_NAME).exists():
@@ -35,10 +61,48 @@ def seed(*, stdout, style) -> None:
         )
     except ValidationFailed as exc:
         stdout.write(
-            style.WARNING(
-                f"Skipped the demo Shopify integration: {exc.details or exc.message}. Local sandbox URLs need "
-                "127.0.0.1 in the allowed local hosts (development settings)."
-            )
+            style.WARNING(f"Skipped the demo Shopify integration: {exc.details or exc.message}. {LOCAL_HOSTS_HINT}")
         )
         return
     stdout.write(style.SUCCESS(f"Created integration '{integration.name}' -> {base_url} (syncs every 15 minutes)."))
+
+
+def seed_quickbooks(*, stdout, style) -> None:
+    from integrations.outbox.services import push_rules_replace
+    from integrations.sandbox.quickbooks import DEMO_ACCESS_TOKEN, DEMO_REALM_ID, DEMO_REFRESH_TOKEN
+
+    if Integration.objects.filter(name=QUICKBOOKS_DEMO_NAME).exists():
+        stdout.write(f"Integration '{QUICKBOOKS_DEMO_NAME}' already exists; left unchanged.")
+        return
+    base_url = settings.SANDBOX_BASE_URL.rstrip("/") + QUICKBOOKS_SANDBOX_PATH
+    try:
+        integration = integration_create(
+            actor=Actor.system("seed_demo"),
+            name=QUICKBOOKS_DEMO_NAME,
+            provider="quickbooks",
+            config={
+                "environment": "sandbox",
+                "base_url": base_url,
+                "oauth_base_url": base_url,
+                "realm_id": DEMO_REALM_ID,
+            },
+            # The sandbox issues these when it starts; the access token lasts an hour, then the refresh rotates.
+            credentials={
+                "access_token": DEMO_ACCESS_TOKEN,
+                "refresh_token": DEMO_REFRESH_TOKEN,
+                "token_type": "bearer",
+            },
+            sync_interval_minutes=60,
+        )
+        push_rules_replace(integration=integration, rules=QUICKBOOKS_DEMO_PUSH_RULES)
+    except ValidationFailed as exc:
+        stdout.write(
+            style.WARNING(f"Skipped the demo QuickBooks integration: {exc.details or exc.message}. {LOCAL_HOSTS_HINT}")
+        )
+        return
+    stdout.write(
+        style.SUCCESS(
+            f"Created integration '{integration.name}' -> {base_url} (company {DEMO_REALM_ID}; pushes customers and "
+            "completed orders as invoices)."
+        )
+    )

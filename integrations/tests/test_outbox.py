@@ -540,3 +540,51 @@ def test_the_admin_lists_outbox_entries_and_retries_them(qb, qb_sandbox, staff_s
     assert listing.status_code == 200 and b"failed with 503" in listing.content
     assert retried.status_code == 302 and OutboxEntry.objects.get().status in ("pending", "sent")
     assert b"order.placed -&gt; invoices" in page.content
+
+
+# --- the demo --------------------------------------------------------------------------------------------------------
+
+
+def test_the_seeded_quickbooks_integration_is_connected_to_the_sandbox_and_pushes_completed_orders(
+    db, settings, make_qb_sandbox
+):
+    """The sandbox as `python -m integrations.sandbox` mounts it (under /quickbooks), seeded as seed_demo does."""
+    import io
+
+    from django.core.management.color import no_style
+
+    from integrations import demo
+    from integrations.sandbox.quickbooks import QuickBooksSandbox
+    from integrations.sandbox.server import SandboxServer
+    from integrations.sync.connection import connection_build
+
+    sandbox = QuickBooksSandbox()
+    server = SandboxServer({"/quickbooks": sandbox}).start()
+    settings.SANDBOX_BASE_URL = server.url
+    try:
+        demo.seed(stdout=io.StringIO(), style=no_style())
+        demo.seed(stdout=io.StringIO(), style=no_style())
+        integration = Integration.objects.get(name="QuickBooks Online")
+        provider = get_provider("quickbooks")
+        provider.check_connection(connection_build(integration, provider=provider))
+        with transaction.atomic():
+            order = order_create(
+                actor=ACTOR,
+                currency="EUR",
+                status="completed",
+                customer=Customer.objects.create(name="Frida Kahlo"),
+                items=[ItemInput(quantity=1, unit_price=Decimal("1450.00"), name="Emerald pendant", sku="PEND-EM")],
+            )
+            outbox_enqueue_for(event="order.completed", obj=order)
+        (entry,) = send_all()
+    finally:
+        server.stop()
+
+    assert (integration.status, integration.config["realm_id"]) == ("active", sandbox.realm_id)
+    assert integration.config["base_url"] == integration.config["oauth_base_url"] == server.url + "/quickbooks"
+    assert Integration.objects.filter(provider="quickbooks").count() == 1
+    assert entry.status == "sent", entry.last_error
+    (invoice,) = invoices_numbered(sandbox, order.number)
+    ring_resizing = sandbox.get("Item", demo.QUICKBOOKS_DEMO_ITEM_ID)
+    assert (ring_resizing["Name"], ring_resizing["Type"]) == ("Ring resizing", "Service")
+    assert invoice["Line"][0]["Description"] == "Emerald pendant"
