@@ -16,8 +16,10 @@ import uuid
 from collections import Counter
 from datetime import date, datetime
 
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
+
+from webhooks.fastcache import redis_cache
 
 REJECTED = "rejected_signatures"
 DUPLICATES = "duplicates"
@@ -38,8 +40,8 @@ def _key(field: str | bytes) -> CounterKey:
 
 
 class _RedisCounters:
-    def __init__(self, backend: RedisCache):
-        self.client = backend._cache.get_client(write=True)
+    def __init__(self, client, backend: RedisCache):
+        self.client = client
         self.name = backend.make_key(_HASH)
 
     def increment(self, field: str) -> None:
@@ -99,8 +101,8 @@ class _LocalCounters:
 
 
 def _backend() -> _RedisCounters | _LocalCounters:
-    backend = caches["default"]  # the backend itself: `django.core.cache.cache` is a proxy, never a RedisCache
-    return _RedisCounters(backend) if isinstance(backend, RedisCache) else _LocalCounters()
+    redis = redis_cache()
+    return _RedisCounters(*redis) if redis is not None else _LocalCounters()
 
 
 def counter_increment(*, integration_id: str, day: date, kind: str) -> None:

@@ -93,7 +93,7 @@ def webhook_event_create_manual(
         created_by_id=actor.id,
         created_by_label=actor.label[:200],
     )
-    if not event_insert(event):
+    if event_insert(event) is None:
         existing = WebhookEvent.objects.only("id").get(
             integration=integration, provider_event_id=event.provider_event_id
         )

@@ -42,6 +42,7 @@ from integrations.providers import registry
 from integrations.providers.base import InboundEvent, Provider, WebhookOutcome
 from integrations.sync.connection import connection_build
 from integrations.sync.writers import Entry, WriteContext, records_write, validate_record
+from webhooks.fastcache import redis_cache
 from webhooks.models import WebhookEvent, WebhookEventStatus
 from webhooks.services.receiving import HOLD_STATUSES
 
@@ -65,7 +66,7 @@ def drain_nudge() -> None:
 
     Two levels of debouncing. Across processes, the cache key: present means a published drain has not started
     yet (a drain deletes it first thing), so there is nothing to publish. Within a process, for
-    `WEBHOOKS_NUDGE_DEBOUNCE_SECONDS` after it last saw a drain due, it does not even ask the cache: that drain
+    `WEBHOOKS_NUDGE_DEBOUNCE_SECONDS` (0.5 s) after it last saw a drain due, it does not even ask the cache: that drain
     starts later than that moment, and a drain claims once more that long after its last short batch (see
     `webhook_events_drain`), so it sees every event committed inside the window. Under load this is one
     cache round trip per process per window instead of one per delivery.
@@ -80,7 +81,7 @@ def drain_nudge() -> None:
     if now - _drain_due_since < settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS:
         return
     try:
-        added = cache.add(NUDGE_KEY, 1, timeout=NUDGE_TTL_SECONDS)
+        added = _nudge_key_add()
     except Exception:
         logger.warning("webhooks: cache unavailable, processing waits for the sweeper", exc_info=True)
         return
@@ -94,6 +95,15 @@ def drain_nudge() -> None:
         _drain_due_since = float("-inf")
         with contextlib.suppress(Exception):  # let the next delivery try again rather than wait for the key to expire
             cache.delete(NUDGE_KEY)
+
+
+def _nudge_key_add() -> bool:
+    """`cache.add` of the nudge key (SET NX EX), through the process's reused client when the cache is Redis."""
+    redis = redis_cache()
+    if redis is None:
+        return cache.add(NUDGE_KEY, 1, timeout=NUDGE_TTL_SECONDS)
+    client, backend = redis
+    return bool(client.set(backend.make_key(NUDGE_KEY), 1, nx=True, ex=NUDGE_TTL_SECONDS))
 
 
 def drain_publish() -> None:

@@ -189,9 +189,9 @@ def delivery_accept(*, target: Target, headers: Mapping[str, str], body: bytes, 
 
     status = WebhookEventStatus.HELD if target.holds else WebhookEventStatus.PENDING
     stored = event_insert(
-        _event_row(target, event, headers=headers, body=body, status=status, now=now), fields=DELIVERY_FIELDS
+        _event_values(target, event, headers=headers, body=body, status=status, now=now), fields=DELIVERY_FIELDS
     )
-    if not stored:
+    if stored is None:
         _count(target, counters.DUPLICATES, now)
         return Receipt(Outcome.DUPLICATE)
     if status == WebhookEventStatus.PENDING:
@@ -201,20 +201,22 @@ def delivery_accept(*, target: Target, headers: Mapping[str, str], body: bytes, 
     return Receipt(Outcome.STORED, status=status)
 
 
-def _event_row(target: Target, event: InboundEvent, *, headers, body: bytes, status: str, now) -> WebhookEvent:
-    return WebhookEvent(
-        integration_id=target.integration_id,
-        provider_event_id=str(event.event_id)[:255],
-        group_id=str(event.group_id or "")[:255],
-        event_type=str(event.event_type)[:100],
-        status=status,
-        received_at=now,
-        occurred_at=event.occurred_at,
-        headers=stored_headers(headers),
-        raw_body=body,
-        payload=event.payload,
-        signature_valid=True,
-    )
+def _event_values(target: Target, event: InboundEvent, *, headers, body: bytes, status: str, now) -> dict[str, Any]:
+    """The columns of a delivery (`DELIVERY_FIELDS`, by attribute name): a plain dict, no model instance, as
+    nothing on the hot path needs one."""
+    return {
+        "integration_id": target.integration_id,
+        "provider_event_id": str(event.event_id)[:255],
+        "group_id": str(event.group_id or "")[:255],
+        "event_type": str(event.event_type)[:100],
+        "status": status,
+        "received_at": now,
+        "occurred_at": event.occurred_at,
+        "headers": stored_headers(headers),
+        "raw_body": body,
+        "payload": event.payload,
+        "signature_valid": True,
+    }
 
 
 class IntegrationGone(Exception):
@@ -238,30 +240,34 @@ DELIVERY_FIELDS = (
 )
 
 
-def event_insert(row: WebhookEvent, *, fields: tuple[str, ...] | None = None) -> bool:
-    """Store the row with one statement; False when (integration, provider event id) exists: a duplicate.
+def event_insert(row: WebhookEvent | Mapping[str, Any], *, fields: tuple[str, ...] | None = None) -> int | None:
+    """Store an event with one statement; returns its id, or None when (integration, provider event id) exists:
+    a duplicate.
 
     `INSERT ... ON CONFLICT (integration, provider event id) DO NOTHING RETURNING id`: the unique constraint
     decides, so two concurrent deliveries of one event store exactly one row, and a duplicate costs no
     exception, no savepoint and no second query (on PostgreSQL and SQLite alike). It is the receiver's hot path,
     so the statement is built once from the model's fields instead of through the ORM's insert compiler.
-    `fields` names the fields that carry the row's values (default: all); every other field must be at its
-    default. Raises `IntegrationGone` when the integration no longer exists.
+    `row` is a model instance (its id is set) or, on the hot path, a dict of column values by attribute name;
+    `fields` names the fields that carry values (default: all), every other one is at its default.
+    Raises `IntegrationGone` when the integration no longer exists.
     """
     connection = connections[router.db_for_write(WebhookEvent)]
     sql, bound = _insert_statement(connection, fields)
-    params = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in bound]
+    values = row if isinstance(row, Mapping) else row.__dict__
+    params = [field.get_db_prep_save(values[field.attname], connection) for field in bound]
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             inserted = cursor.fetchone()
     except IntegrityError as exc:  # the foreign key: a unique violation cannot happen with DO NOTHING
-        raise IntegrationGone(row.integration_id) from exc
+        raise IntegrationGone(values["integration_id"]) from exc
     if inserted is None:
-        return False
-    row.pk = inserted[0]
-    row._state.adding, row._state.db = False, connection.alias
-    return True
+        return None
+    if isinstance(row, WebhookEvent):
+        row.pk = inserted[0]
+        row._state.adding, row._state.db = False, connection.alias
+    return inserted[0]
 
 
 _INSERT_STATEMENTS: dict[tuple, tuple[str, list]] = {}

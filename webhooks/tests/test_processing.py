@@ -312,7 +312,7 @@ def test_deliveries_publish_one_drain_until_it_runs(integration, deliver, django
 def test_delivery_with_the_cache_down_is_stored_and_answered_200(
     integration, deliver, django_capture_on_commit_callbacks
 ):
-    cache_down = mock.patch("webhooks.services.processing.cache.add", side_effect=ConnectionError("redis down"))
+    cache_down = mock.patch("webhooks.services.processing._nudge_key_add", side_effect=ConnectionError("redis down"))
     with cache_down, django_capture_on_commit_callbacks(execute=True):
         response = deliver(integration, event("customer.updated", customer(1)))
 
@@ -330,11 +330,11 @@ def test_process_event_only_takes_a_pending_event(integration, receive):
 def test_within_the_debounce_window_a_process_asks_the_cache_once(
     integration, deliver, settings, django_capture_on_commit_callbacks
 ):
-    from django.core.cache import cache
+    from webhooks.services import processing
 
     settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS = 60
     publish = mock.patch("webhooks.tasks.drain.apply_async")
-    add = mock.patch("webhooks.services.processing.cache.add", wraps=cache.add)
+    add = mock.patch("webhooks.services.processing._nudge_key_add", wraps=processing._nudge_key_add)
     with publish as published, add as added, django_capture_on_commit_callbacks(execute=True):
         for i in range(3):
             deliver(integration, event("customer.updated", customer(i)))
