@@ -31,6 +31,7 @@ from integrations.models import (
 )
 from integrations.outbox import services as outbox_services
 from integrations.outbox.rules import push_targets
+from integrations.outbox.selectors import outbox_list
 from integrations.serializers import (
     DisconnectSerializer,
     FieldMappingSetOutputSerializer,
@@ -377,17 +378,12 @@ class IntegrationViewSet(viewsets.GenericViewSet):
     def outbox(self, request, pk=None):
         """Local changes queued for this integration: pending, sent (with the external id), failed or dead (with
         the reason), newest first."""
-        entries = OutboxEntry.objects.filter(integration=self.get_object()).select_related("content_type")
-        status_filter = request.query_params.get("status")
-        if status_filter:
-            if status_filter not in OutboxStatus.values:
-                from rest_framework.exceptions import ValidationError
-
-                raise ValidationError({"status": [f"Choose one of: {', '.join(OutboxStatus.values)}."]})
-            entries = entries.filter(status=status_filter)
-        if request.query_params.get("resource"):
-            entries = entries.filter(resource=request.query_params["resource"])
-        page = self.paginate_queryset(entries.order_by("-created_at", "-id"))
+        entries = outbox_list(
+            integration=self.get_object(),
+            status=request.query_params.get("status") or None,
+            resource=request.query_params.get("resource") or None,
+        )
+        page = self.paginate_queryset(entries)
         return self.get_paginated_response(OutboxEntrySerializer(page, many=True).data)
 
     @extend_schema(

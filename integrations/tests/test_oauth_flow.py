@@ -365,3 +365,91 @@ def test_the_admin_disconnect_button_revokes_too(staff_session, make_qb_integrat
     assert confirm.status_code == 200 and b"revoked at QuickBooks Online" in confirm.content
     assert done.status_code == 302 and refresh_token not in qb_sandbox.active_refresh_tokens()
     assert Integration.objects.get(pk=integration.pk).status == "disconnected"
+
+
+# --- a provider with nothing but an OAuth spec ------------------------------------------------------------------------
+
+
+def generic_oauth_provider(sandbox, *, pkce: bool = False):
+    """A provider that declares only its OAuthSpec (the sandbox's Intuit endpoints): everything else is the base
+    class's generic flow, refresh and RFC 7009 revocation."""
+    from integrations.providers.base import AuthKind, Category, OAuthSpec, Provider
+
+    class GenericOAuthProvider(Provider):
+        key = "genericoauth"
+        name = "Generic OAuth"
+        category = Category.ACCOUNTING
+        auth_kind = AuthKind.OAUTH2
+        oauth = OAuthSpec(
+            authorize_url=sandbox.url + "/connect/oauth2",
+            token_url=sandbox.url + "/oauth2/v1/tokens/bearer",
+            revoke_url=sandbox.url + "/v2/oauth2/tokens/revoke",
+            scopes=("com.intuit.quickbooks.accounting",),
+            client_id_setting="QUICKBOOKS_CLIENT_ID",
+            client_secret_setting="QUICKBOOKS_CLIENT_SECRET",
+            pkce=pkce,
+        )
+
+    return GenericOAuthProvider
+
+
+@pytest.fixture
+def generic_integration(db, monkeypatch, qb_sandbox):
+    from integrations.services import integration_create
+    from integrations.tests.conftest import register_provider
+    from jewelia.core.actors import Actor
+
+    register_provider(monkeypatch, generic_oauth_provider(qb_sandbox, pkce=True))
+    return integration_create(actor=Actor.system("tests"), name="Generic", provider="genericoauth")
+
+
+def test_any_oauth_provider_connects_through_the_same_flow_with_pkce(staff_session, generic_integration, qb_sandbox):
+    import base64
+    import hashlib
+
+    started = staff_session.post(f"/api/integrations/{generic_integration.pk}/oauth/start/").json()
+    response = staff_session.get(consent(started["authorize_url"]))
+
+    assert flash(response) == [("success", "Connected to Generic OAuth.")]
+    query = parse_qs(urlsplit(started["authorize_url"]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    sent = parse_qs(qb_sandbox.requests_to(r"/tokens/bearer$")[-1].body.decode())
+    verifier = sent["code_verifier"][0]
+    assert (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        == (query["code_challenge"][0])
+    )
+    row = Integration.objects.get(pk=generic_integration.pk)
+    assert row.status == "active" and row.get_credentials()["refresh_token"] in qb_sandbox.active_refresh_tokens()
+    assert verifier not in OAuthState.objects.get().code_verifier_encrypted
+
+
+def test_any_oauth_provider_disconnects_with_an_rfc7009_revocation(staff_session, generic_integration, qb_sandbox):
+    oauth_connect(staff_session, generic_integration)
+    refresh_token = Integration.objects.get(pk=generic_integration.pk).get_credentials()["refresh_token"]
+
+    response = staff_session.post(f"/api/integrations/{generic_integration.pk}/disconnect/", {}, format="json")
+
+    assert response.status_code == 200
+    revoke = qb_sandbox.requests_to(r"/v2/oauth2/tokens/revoke$")[-1]
+    assert parse_qs(revoke.body.decode()) == {"token": [refresh_token], "token_type_hint": ["refresh_token"]}
+    assert refresh_token not in qb_sandbox.active_refresh_tokens()
+
+
+def test_any_oauth_provider_refreshes_with_rotation_keeping_its_other_secrets(generic_integration, qb_sandbox):
+    from integrations.providers.registry import get_provider as registered
+    from integrations.sync.connection import connection_build
+
+    row = Integration.objects.get(pk=generic_integration.pk)
+    row.set_credentials({**qb_sandbox.credentials(), "webhook_secret": "kept-secret"})
+    row.save()
+    old = row.get_credentials()
+
+    fresh = connection_build(row, provider=registered("genericoauth")).refresh()
+
+    stored = Integration.objects.get(pk=row.pk).get_credentials()
+    assert stored == fresh and stored["webhook_secret"] == "kept-secret"
+    assert (
+        stored["refresh_token"] != old["refresh_token"]
+        and stored["refresh_token"] in qb_sandbox.active_refresh_tokens()
+    )

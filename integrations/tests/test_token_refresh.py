@@ -142,11 +142,10 @@ def test_twenty_concurrent_workers_on_an_expired_token_refresh_once_and_all_succ
     assert stored(integration)["refresh_token"] == sandbox.active_refresh_tokens()[-1]
 
 
+@pytest.mark.skipif(settings.USING_POSTGRES, reason="PostgreSQL runs the variant above, with the row lock alone")
 def test_twenty_concurrent_threads_on_sqlite_refresh_once_too(transactional_db, make_qb_sandbox, make_qb_integration):
     """The process-local half of the lock: threads of one worker queue up before touching the database (on
     SQLite, where `SELECT ... FOR UPDATE` does nothing, it is the whole lock)."""
-    if settings.USING_POSTGRES:
-        pytest.skip("PostgreSQL runs the variant above, with the row lock alone")
     sandbox = make_qb_sandbox(max_concurrent=50)
     integration = make_qb_integration(connected=True, sandbox=sandbox)
 
