@@ -588,3 +588,17 @@ def test_the_seeded_quickbooks_integration_is_connected_to_the_sandbox_and_pushe
     ring_resizing = sandbox.get("Item", demo.QUICKBOOKS_DEMO_ITEM_ID)
     assert (ring_resizing["Name"], ring_resizing["Type"]) == ("Ring resizing", "Service")
     assert invoice["Line"][0]["Description"] == "Emerald pendant"
+
+
+def test_push_rules_are_edited_in_the_admin_with_the_same_validation(qb, staff_session):
+    url = "/admin/integrations/pushrule/add/"
+    form = {"integration": qb.pk, "event": "order.paid", "resource": "items", "channels": "[]", "options": "{}"}
+
+    refused = staff_session.post(url, form)
+    saved = staff_session.post(url, {**form, "resource": "sales_receipts", "channels": '["in_store"]', "enabled": "on"})
+
+    assert refused.status_code == 200 and b"cannot push &#x27;items&#x27; for order.paid" in refused.content
+    assert saved.status_code == 302
+    assert list(PushRule.objects.values_list("event", "resource", "channels")) == [
+        ("order.paid", "sales_receipts", ["in_store"])
+    ]
