@@ -85,4 +85,3 @@ def run_sync(django_capture_on_commit_callbacks):
         return created_run
 
     return run
-
