@@ -219,7 +219,10 @@ def _connect(integration: Integration, provider: Provider, row: OAuthState, para
         raise _Refused(f"{provider.name}: {exc}. Nothing changed.") from None
     verifier = None
     if row.code_verifier_encrypted:
-        verifier = crypto.decrypt_json(row.code_verifier_encrypted).get("code_verifier")
+        try:
+            verifier = crypto.decrypt_json(row.code_verifier_encrypted).get("code_verifier")
+        except crypto.DecryptionError:  # the encryption keys changed while the user was at the provider
+            raise _Refused("The connection attempt can no longer be read. Start it again.") from None
     try:
         spec = provider.oauth_spec(integration.config or {})
         tokens = oauth_client.exchange_code(spec, code, row.redirect_uri, verifier)
@@ -228,19 +231,19 @@ def _connect(integration: Integration, provider: Provider, row: OAuthState, para
             f"{provider.name} did not hand out tokens ({exc.message}). Nothing changed; connect again."
         ) from None
     try:
-        oauth_tokens_store(integration=integration, provider=provider, tokens=tokens, extras=extras)
+        _tokens_store(integration=integration, provider=provider, tokens=tokens, extras=extras)
     except _Refused:
         _revoke_quietly(provider, integration, tokens.as_credentials())
         raise
     return f"Connected to {provider.name}."
 
 
-def oauth_tokens_store(
+def _tokens_store(
     *, integration: Integration, provider: Provider, tokens: oauth_client.TokenSet, extras: Mapping[str, Any]
 ) -> None:
     """Store a fresh grant and activate: tokens (encrypted, with expiry times; other stored secrets kept) and the
     tenant ids in config, in one transaction. A grant for another tenant than the one whose data is already
-    synced is refused: its ids would point at the wrong company's objects."""
+    synced is refused (`_Refused`): its ids would point at the wrong company's objects."""
     with transaction.atomic():
         locked = Integration.objects.select_for_update().get(pk=integration.pk)
         config = dict(locked.config or {})

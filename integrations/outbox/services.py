@@ -48,6 +48,7 @@ from integrations.outbox.rules import EVENT_KINDS, rule_matches
 from integrations.outbox.snapshots import LOCAL_MODELS, snapshot_build
 from integrations.providers.base import PushRequest, PushResult
 from jewelia.core.exceptions import Conflict, ValidationFailed
+from orders.models import Order
 
 logger = logging.getLogger("jewelia.integrations.outbox")
 
@@ -215,7 +216,7 @@ def _push(entry: OutboxEntry) -> tuple[PushResult, str, str]:
         raise _GiveUp("The push rule that queued this entry was removed or disabled.")
     model = entry.content_type.model_class()
     queryset = model.objects.all()
-    if model.__name__ == "Order":
+    if model is Order:
         queryset = queryset.select_related("customer").prefetch_related("items")
     obj = queryset.filter(pk=entry.object_id).first()
     if obj is None:
