@@ -3,8 +3,9 @@
 Flow (DESIGN.md rules 1 and 2):
 
 - The receiver stores a row and, after commit, calls `drain_nudge`: a cache `add` of a short-lived key, which
-  publishes one `webhooks.drain` task only when the key was absent. Under load that is one broker message per
-  drain cycle instead of one per request.
+  publishes one `webhooks.drain` task only when the key was absent (and which a process skips for a short
+  window after it last saw a drain due). Under load that is one broker message per drain cycle instead of one
+  per request.
 - The drain task deletes the key first, then claims pending events in batches (`SELECT ... FOR UPDATE SKIP
   LOCKED`, so several drains on several workers never take the same event) and processes each. Every event
   committed before the key was deleted is seen by one of its claims; one committed after it re-adds the key
@@ -66,10 +67,10 @@ def drain_nudge() -> None:
 
     Two levels of debouncing. Across processes, the cache key: present means a published drain has not started
     yet (a drain deletes it first thing), so there is nothing to publish. Within a process, for
-    `WEBHOOKS_NUDGE_DEBOUNCE_SECONDS` (0.5 s) after it last saw a drain due, it does not even ask the cache: that drain
-    starts later than that moment, and a drain claims once more that long after its last short batch (see
-    `webhook_events_drain`), so it sees every event committed inside the window. Under load this is one
-    cache round trip per process per window instead of one per delivery.
+    `WEBHOOKS_NUDGE_DEBOUNCE_SECONDS` (0.5 s) after it last saw a drain due, it does not even ask the cache:
+    that drain starts later than that moment, and a drain claims once more twice that long after its last short
+    batch (see `webhook_events_drain`), so it sees every event committed inside the window. Under load this is
+    one cache round trip per process per window instead of one per delivery.
 
     Never raises: with Redis down the event is already stored, and the sweeper starts a drain once the broker
     is back (DESIGN.md rule 1).
@@ -107,7 +108,7 @@ def _nudge_key_add() -> bool:
 
 
 def drain_publish() -> None:
-    """Publish a drain task unconditionally (the sweeper, a hand-over after a long drain, a bulk replay)."""
+    """Publish a drain task unconditionally (the sweeper, a hand-over after a long drain)."""
     from webhooks.tasks import drain
 
     try:
