@@ -3,8 +3,7 @@ change's transaction, push rules validated against the provider, invoices and cu
 idempotency key (QuickBooks requestid), updates instead of second creates, SyncToken conflicts, crashes and
 retries on the database schedule, and the API and admin views of the outbox.
 
-Local changes go through the orders services inside a transaction with `outbox_enqueue_for`, exactly as those
-services will call it."""
+Local changes go through the orders services, which call `outbox_enqueue_for` inside their own transactions."""
 
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ from integrations.tests import test_oauth_flow as flow
 from jewelia.core.actors import Actor
 from jewelia.core.exceptions import ValidationFailed
 from orders.models import Customer, Order, Product
-from orders.services import customer_create, order_create, order_transition, order_update
+from orders.services import customer_create, customer_update, order_create, order_transition, order_update
 from orders.services.orders import ItemInput
 
 # Fixtures shared with the connect-flow tests.
@@ -55,10 +54,7 @@ def configure(integration, *rules) -> None:
 
 
 def customer_created(name="Grace Kelly", email="grace@example.com") -> Customer:
-    with transaction.atomic():
-        customer = customer_create(actor=ACTOR, data={"name": name, "email": email})
-        outbox_enqueue_for(event="customer.created", obj=customer)
-    return customer
+    return customer_create(actor=ACTOR, data={"name": name, "email": email})
 
 
 def order_placed(*, customer=None, channel="online_store", status="pending", items=(RING,), **fields) -> Order:
@@ -69,7 +65,6 @@ def order_placed(*, customer=None, channel="online_store", status="pending", ite
         order = order_create(
             actor=ACTOR, currency="USD", items=list(items), customer=customer, channel=channel, status=status, **fields
         )
-        outbox_enqueue_for(event="order.placed", obj=order)
     return order
 
 
@@ -109,6 +104,32 @@ def test_an_entry_is_written_in_the_changes_transaction_and_rolls_back_with_it(q
         raise RuntimeError("boom")
 
     assert (Order.objects.count(), OutboxEntry.objects.count()) == (0, 0)
+
+
+def test_orders_services_enqueue_placed_paid_and_completed_orders(qb):
+    configure(
+        qb,
+        INVOICES,
+        {"event": "order.paid", "resource": "sales_receipts", "channels": ["in_store"]},
+        {"event": "customer.updated", "resource": "customers"},
+    )
+    customer = Customer.objects.create(name="Ada")
+    order = order_placed(customer=customer, channel="in_store")
+    order_update(order=order, actor=ACTOR, data={"payment_status": "paid"})
+    order_update(order=order, actor=ACTOR, data={"notes": "still paid: no second paid event"})
+    customer_update(customer=customer, actor=ACTOR, data={"phone": "+1 555 0100"})
+
+    assert sorted(OutboxEntry.objects.values_list("resource", flat=True)) == ["customers", "invoices", "sales_receipts"]
+
+
+def test_completing_an_order_enqueues_order_completed(qb):
+    configure(qb, {"event": "order.completed", "resource": "invoices"})
+    order = order_placed(status="delivered")
+    assert OutboxEntry.objects.count() == 0
+
+    order_transition(order=order, to_status="completed", actor=ACTOR)
+
+    assert list(OutboxEntry.objects.values_list("resource", "object_id")) == [("invoices", order.pk)]
 
 
 def test_the_sender_is_nudged_only_after_commit(qb, django_capture_on_commit_callbacks, qb_sandbox):

@@ -46,10 +46,13 @@ def customer_consent_stamp(*, customer: Customer, data: dict, actor: Actor, chan
         customer.marketing_consent_source = f"{actor.kind}: {actor.label}"[:100] if actor.label else actor.kind
 
 
-def _save(customer: Customer) -> Customer:
+def _save(customer: Customer, *, event: str) -> Customer:
+    from integrations.outbox import outbox_enqueue_for  # integrations builds on orders: import at call time
+
     try:
         with transaction.atomic():
             customer.save()
+            outbox_enqueue_for(event=event, obj=customer)
     except IntegrityError as exc:  # a concurrent writer took the email between the check and the insert
         raise ValidationFailed(details=_DUPLICATE_EMAIL) from exc
     return customer
@@ -61,7 +64,7 @@ def customer_create(*, actor: Actor, data: dict) -> Customer:
     _check_email_free(data["email"])
     customer = Customer(**data)
     customer_consent_stamp(customer=customer, data=data, actor=actor, changed=bool(data.get("marketing_consent")))
-    return _save(customer)
+    return _save(customer, event="customer.created")
 
 
 def customer_update(*, customer: Customer, actor: Actor, data: dict) -> Customer:
@@ -73,7 +76,7 @@ def customer_update(*, customer: Customer, actor: Actor, data: dict) -> Customer
     for name, value in data.items():
         setattr(customer, name, value)
     customer_consent_stamp(customer=customer, data=data, actor=actor, changed=consent_changed)
-    return _save(customer)
+    return _save(customer, event="customer.updated")
 
 
 def customer_delete(*, customer: Customer, actor: Actor) -> None:

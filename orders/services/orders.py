@@ -210,7 +210,21 @@ def order_create(
         OrderItem.objects.bulk_create(_build_items(order, items, totals.line_totals))
         _history_record(order=order, from_status="", to_status=status, actor=actor, note="Order created.")
         order_stats_mark_dirty(days=[order.placed_at])
+        _push_events(order, placed=True, paid=order.payment_status == PaymentStatus.PAID)
     return order
+
+
+def _push_events(order: Order, *, placed: bool = False, paid: bool = False, completed: bool = False) -> None:
+    """Queue the order's changes for the integrations that push them, in the caller's transaction (DESIGN.md
+    "Sync (push)": the outbox row commits or rolls back with the change)."""
+    from integrations.outbox import outbox_enqueue_for  # integrations builds on orders: import at call time
+
+    if placed:
+        outbox_enqueue_for(event="order.placed", obj=order)
+    if paid:
+        outbox_enqueue_for(event="order.paid", obj=order)
+    if completed or (placed and order.status == OrderStatus.COMPLETED):
+        outbox_enqueue_for(event="order.completed", obj=order)
 
 
 UPDATABLE_FIELDS = frozenset(
@@ -261,7 +275,7 @@ def order_update(
             )
         if "currency" in data and data["currency"] != order.currency and items is None:
             raise invalid("items", "Send the items again to change the currency.")
-        placed_before = order.placed_at
+        placed_before, paid_before = order.placed_at, order.payment_status
         for name, value in data.items():
             setattr(order, name, value)
         recompute = items is not None or bool(_TOTALS_INPUTS & set(data))
@@ -284,6 +298,8 @@ def order_update(
         order.save()
         if recompute or _STATS_FIELDS & set(data):
             order_stats_mark_dirty(days=[placed_before, order.placed_at])
+        became_paid = order.payment_status == PaymentStatus.PAID and paid_before != PaymentStatus.PAID
+        _push_events(order, paid=became_paid)
     logger.info("Order %s updated by %s", order.number, actor.label or actor.kind)
     return order
 
@@ -340,6 +356,7 @@ def order_transition(*, order: Order, to_status: str, actor: Actor, note: str = 
         locked.save(update_fields=["status", "updated_at"])
         _history_record(order=locked, from_status=from_status, to_status=to_status, actor=actor, note=note)
         order_stats_mark_dirty(days=[locked.placed_at])
+        _push_events(locked, completed=to_status == OrderStatus.COMPLETED)
     order.status, order.updated_at = locked.status, locked.updated_at
     return locked
 
