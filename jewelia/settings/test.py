@@ -20,3 +20,8 @@ if USING_POSTGRES:  # noqa: F405
     import os
 
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+
+# The QuickBooks sandbox's demo Intuit app (integrations/sandbox/quickbooks.py), so the seeded integration can
+# refresh and reconnect locally. Production reads the real app's id and secret from the environment.
+QUICKBOOKS_CLIENT_ID = env.str("QUICKBOOKS_CLIENT_ID", default="ABsandboxJeweliaQuickBooksClientId00000000000000")
+QUICKBOOKS_CLIENT_SECRET = env.str("QUICKBOOKS_CLIENT_SECRET", default="sandbox-quickbooks-client-secret-0000000000")
