@@ -10,7 +10,13 @@ per request for:
 - a filtered + sorted first page (page-number mode, with its count; and the cursor-mode first page),
 - a search (`q`) for one customer's email, and for a common last name,
 - a page deep into the cursor listing (random depths between 50% and 99% of all orders),
-- the stats endpoint over a year (monthly and daily timelines).
+- the stats endpoint over a year (monthly and daily timelines), and for information the default 30 days and a
+  year of one channel.
+
+The stats read per-day rollups (`orders.services.stats`). After generating the data (or when the rollups do not
+cover it) the script builds them with `order_stats_rebuild` and prints how long that took. Before measuring it
+marks today and two other days of the year dirty, as in a live shop (today's orders are not refreshed yet, older
+orders get edited), so every stats request also aggregates those days live.
 
 Like every bench in this repository it also times a bare Django view (`/healthz`) through the same client,
 as the ceiling the API figures are compared against (DESIGN.md §5). `cpu p50` is the Django process's own CPU
@@ -189,6 +195,28 @@ def _load(cursor, orders: int, tables: list[str]) -> None:
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
 
 
+def rollups_cover_orders(cursor) -> bool:
+    """Whether every day from the first to the last order has its stats rollups."""
+    cursor.execute(
+        "SELECT (SELECT count(*) FROM orders_orderstatsday d WHERE d.day BETWEEN bounds.first AND bounds.last), "
+        "bounds.last - bounds.first + 1 FROM (SELECT min(placed_at)::date AS first, max(placed_at)::date AS last "
+        "FROM orders_order) bounds"
+    )
+    computed, span = cursor.fetchone()
+    return span is None or computed == span
+
+
+def print_rollup_sizes(cursor) -> None:
+    cursor.execute(
+        "SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class c "
+        "WHERE c.relname LIKE 'orders_orderstats%%' AND c.relkind = 'r' ORDER BY c.relname"
+    )
+    rows = cursor.fetchall()
+    total = sum(size for _, _, size in rows)
+    listed = ", ".join(f"{name.removeprefix('orders_orderstats')} {count:,}" for name, count, _ in rows if count > 0)
+    print(f"stats rollups: {total / 2**20:.0f} MB ({listed} rows)")
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
@@ -206,7 +234,7 @@ def main() -> None:
     setup_django(database_url)
 
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
     from rest_framework.test import APIClient
@@ -214,15 +242,25 @@ def main() -> None:
     from orders.pagination import _encode
 
     call_command("migrate", "orders", verbosity=0)  # only what the benchmark touches
+    from orders.services import order_stats_mark_dirty, order_stats_rebuild, order_stats_refresh
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM orders_order")
         existing = cursor.fetchone()[0]
-        if args.regenerate or existing != args.orders:
+        regenerated = args.regenerate or existing != args.orders
+        if regenerated:
             print(f"generating {args.orders:,} orders (found {existing:,}) ...")
             generate(cursor, args.orders)
             t = time.perf_counter()
             cursor.execute("VACUUM ANALYZE")
             print(f"  vacuum analyze: {time.perf_counter() - t:.1f} s")
+        if regenerated or not rollups_cover_orders(cursor):
+            t = time.perf_counter()
+            days = order_stats_rebuild()
+            print(f"stats rollups rebuilt for {days:,} days: {time.perf_counter() - t:.1f} s")
+            cursor.execute("VACUUM ANALYZE")
+        order_stats_refresh()  # settle marks left by an earlier run, then mark days as a live shop has them
+        print_rollup_sizes(cursor)
         cursor.execute("SELECT count(*) FROM orders_order")
         order_count = cursor.fetchone()[0]
         cursor.execute("SELECT count(*) FROM orders_orderitem")
@@ -251,6 +289,10 @@ def main() -> None:
     deep_cursors = [_encode({"s": "-placed_at", "v": p.isoformat(), "id": i}) for p, i in positions]
     today = timezone.localdate()
     year_from = (today - timedelta(days=364)).isoformat()
+    dirty = [today, *(today - timedelta(days=rng.randint(1, 364)) for _ in range(2))]
+    with transaction.atomic():
+        order_stats_mark_dirty(days=dirty)
+    print(f"stats days marked dirty (aggregated live): {', '.join(str(day) for day in dirty)}")
 
     orders, stats = "/api/orders/", f"/api/orders/stats/?date_from={year_from}&date_to={today}"
     filtered = f"{orders}?status=in_production,ready&sort=-placed_at"
@@ -269,6 +311,8 @@ def main() -> None:
         ("deep cursor page (50-99% deep)", lambda i: f"{orders}?cursor={deep_cursors[i % len(deep_cursors)]}", 30),
         ("stats over a year (monthly timeline)", lambda i: stats, 300),
         ("stats over a year (daily timeline)", lambda i: f"{stats}&interval=day", 300),
+        ("stats, last 30 days (the default range)", lambda i: "/api/orders/stats/", None),
+        ("stats over a year, one channel (top lists live)", lambda i: f"{stats}&channel=phone", None),
     ]
     print(f"load average before measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"\n{'request':<54} {'p50 ms':>8} {'p95 ms':>8} {'cpu p50':>8} {'x ceiling':>9} {'queries':>8} {'target':>9}")

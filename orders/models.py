@@ -542,19 +542,24 @@ class OrderStatsProductDay(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["day", "currency", "sku"], name="orders_stats_product_day_unique"),
         ]
+        # The names of the ten best SKUs of a range, read from the index alone.
+        indexes = [
+            models.Index(
+                fields=["currency", "sku", "day"], include=["name", "product_id"], name="orders_stats_prod_day_name"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.day} {self.currency} {self.sku}: {self.revenue}"
 
 
 class OrderStatsProductMonth(models.Model):
-    """`OrderStatsProductDay` summed per calendar month (`month` is its first day)."""
+    """`OrderStatsProductDay` quantities and revenue summed per calendar month (`month` is its first day). Sums
+    only: the stats take days back out of a month, which a greatest name could not survive."""
 
     month = models.DateField()
     currency = models.CharField(max_length=3)
     sku = models.CharField(max_length=64)
-    name = models.CharField(max_length=200)
-    product_id = models.BigIntegerField(null=True)
     quantity = models.BigIntegerField()
     revenue = money_field()
 

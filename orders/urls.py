@@ -1,8 +1,8 @@
-from rest_framework.routers import SimpleRouter
+from jewelia.core.routers import OptionalSlashRouter
 
 from .views import CustomerOrderViewSet, CustomerViewSet, OrderViewSet, ProductViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("orders", OrderViewSet, basename="order")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register(r"customers/(?P<customer_pk>[0-9]+)/orders", CustomerOrderViewSet, basename="customer-orders")

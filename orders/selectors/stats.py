@@ -34,7 +34,7 @@ from decimal import Decimal
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Count, DateField, F, Q, QuerySet, Sum, Value
+from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Trunc, TruncDate
 
 from orders.models import (
@@ -82,11 +82,13 @@ class StatsRange:
 
 @dataclass
 class _Days:
-    """Which days of the range the rollups answer: `clean` ones; `marked` ones have stale rollup rows (left out);
-    `dirty_runs` (marked or never rolled up) are aggregated live."""
+    """Which days the rollups answer. `computed` and `marked` cover the whole months the range touches (a month's
+    rows include days outside the range); `clean` (computed, not marked) and `dirty_runs` (marked or never
+    computed: aggregated live) cover the range."""
 
+    computed: set[date] = field(default_factory=set)
+    marked: set[date] = field(default_factory=set)
     clean: set[date] = field(default_factory=set)
-    marked: list[date] = field(default_factory=list)
     dirty_runs: list[DayRun] = field(default_factory=list)
 
 
@@ -205,20 +207,17 @@ def _order_stats(stats_range: StatsRange) -> dict:
 
 # --- days and breakdowns ------------------------------------------------------------------------------------------
 def _day_states(stats_range: StatsRange) -> _Days:
-    """One query: the range's rolled-up days and its marked days."""
-    between = {"day__gte": stats_range.date_from, "day__lte": stats_range.date_to}
+    """One query: the rolled-up days and the marked days of the months the range touches."""
+    between = {"day__gte": month_start(stats_range.date_from), "day__lt": month_start(stats_range.date_to, 1)}
     computed = OrderStatsDay.objects.filter(**between).order_by().values_list("day", Value(False))
     marked = OrderStatsDirtyDay.objects.filter(**between).order_by().values_list("day", Value(True))
-    states: dict[date, bool] = {}
+    states = _Days()
     for day, is_mark in computed.union(marked, all=True):
-        states[day] = states.get(day, False) or is_mark
-    clean = {day for day, is_mark in states.items() if not is_mark}
-    every_day = (stats_range.date_from + timedelta(days=n) for n in range(stats_range.days))
-    return _Days(
-        clean=clean,
-        marked=sorted(day for day, is_mark in states.items() if is_mark),
-        dirty_runs=day_runs(day for day in every_day if day not in clean),
-    )
+        (states.marked if is_mark else states.computed).add(day)
+    in_range = [stats_range.date_from + timedelta(days=n) for n in range(stats_range.days)]
+    states.clean = {day for day in in_range if day in states.computed and day not in states.marked}
+    states.dirty_runs = day_runs(day for day in in_range if day not in states.clean)
+    return states
 
 
 def _breakdown_rows(stats_range: StatsRange, days: _Days) -> tuple[list[dict], list[dict]]:
@@ -234,7 +233,7 @@ def _breakdown_rows(stats_range: StatsRange, days: _Days) -> tuple[list[dict], l
         rollups = OrderStatsDailyTotal.objects.all()
     rollups = (
         rollups.filter(day__gte=stats_range.date_from, day__lte=stats_range.date_to)
-        .exclude(day__in=days.marked)
+        .exclude(day__in=sorted(days.marked))
         .order_by()
     )
     live = _orders_in(stats_range).filter(placed_on(days.dirty_runs))
@@ -323,8 +322,9 @@ def _customer_ranking(orders: QuerySet[Order]) -> list[dict]:
 
 
 def _top_products(stats_range: StatsRange, days: _Days, currencies: dict[str, int], *, bounded: bool) -> list[dict]:
-    if stats_range.channels:  # the product rollups have no channel
-        rows = _product_ranking([_live_items(_orders_in(stats_range))])
+    if stats_range.channels:  # the product rollups have no channel: the items themselves, with their names
+        live = _product_sums(_live_items(_orders_in(stats_range)))
+        rows = _product_ranking(live)
     else:
         rows = _top_products_from_rollups(stats_range, days, currencies, bounded=bounded)
     return [
@@ -334,80 +334,269 @@ def _top_products(stats_range: StatsRange, days: _Days, currencies: dict[str, in
             "name": row["name"],
             "product_id": row["product_id"],
             "quantity": int(row["quantity"]),
-            "revenue": _decimal(row["revenue"]),
+            "revenue": row["revenue"],
         }
-        for row in sorted(rows, key=lambda row: (row["currency"], row["rank"]))
+        for row in rows
     ]
+
+
+@dataclass
+class _ProductChunks:
+    """How the SKU sums of the range are read: `months` added whole, minus the day rows of `subtracted` days (in
+    those months but outside the range, or marked), plus the day rows of `added` days, plus live items of the
+    dirty days."""
+
+    months: list[date] = field(default_factory=list)
+    subtracted: list[date] = field(default_factory=list)
+    added: list[date] = field(default_factory=list)
+
+
+# A month's rows cost about as much as this many day rows (a month of SKUs is ~3.5 days of them, at a million
+# orders); a month is read whole when that and the days to take out of it cost less than its days in the range.
+_MONTH_IN_DAYS = 4
+
+
+def _product_chunks(stats_range: StatsRange, days: _Days) -> _ProductChunks:
+    chunks = _ProductChunks()
+    month = month_start(stats_range.date_from)
+    while month <= stats_range.date_to:
+        following = month_start(month, 1)
+        in_range, out_of_range = [], []
+        for n in range((following - month).days):
+            day = month + timedelta(days=n)
+            (in_range if stats_range.date_from <= day <= stats_range.date_to else out_of_range).append(day)
+        clean = [day for day in in_range if day in days.clean]
+        # Month rows hold every computed day of the month as last computed: days outside the range and marked
+        # days (their stale rows) come out again. Never-computed days are in neither.
+        out = [day for day in out_of_range if day in days.computed] + [d for d in in_range if d in days.marked]
+        if _MONTH_IN_DAYS + len(out) < len(clean):
+            chunks.months.append(month)
+            chunks.subtracted += [day for day in out if day in days.computed]
+        else:
+            chunks.added += clean
+        month = following
+    return chunks
+
+
+_ProductKey = tuple[str, str]  # currency, SKU
+
+
+@dataclass
+class _ProductSum:
+    quantity: int = 0
+    revenue: Decimal = ZERO
+    name: str = ""
+    product_id: int | None = None
 
 
 def _top_products_from_rollups(
     stats_range: StatsRange, days: _Days, currencies: dict[str, int], *, bounded: bool
 ) -> list[dict]:
-    """Month rows for clean months wholly inside the range, day rows for the other clean days, live items for the
-    dirty days."""
-    full_months, partial_days = [], []
-    month = month_start(stats_range.date_from)
-    while month <= stats_range.date_to:
-        following = month_start(month, 1)
-        month_days = [month + timedelta(days=n) for n in range((following - month).days)]
-        inside = month >= stats_range.date_from and following - timedelta(days=1) <= stats_range.date_to
-        if inside and all(day in days.clean for day in month_days):
-            full_months.append(month)
-        else:
-            partial_days += [day for day in month_days if day in days.clean]
-        month = following
-    live_orders = Order.objects.filter(placed_on(days.dirty_runs))
-
-    def parts(**restrict) -> list[QuerySet]:
-        """The three sources in one column shape, each narrowed by `restrict` (on currency or sku)."""
-        columns = ("currency", "sku", "name", "product_id", "quantity", "revenue")
-        return [
-            OrderStatsProductMonth.objects.filter(month__in=full_months).values(*columns).filter(**restrict),
-            OrderStatsProductDay.objects.filter(day__in=partial_days).values(*columns).filter(**restrict),
-            _live_items(live_orders).filter(**restrict),
-        ]
-
+    """SKU quantities and revenue from the rollup rows (`_product_chunks`) plus the live items of the dirty days,
+    ranked with a window bound for long ranges (see the module docstring), then named (`_product_names`)."""
+    chunks = _product_chunks(stats_range, days)
     window_start = month_start(stats_range.date_from)
+    use_bound = bounded and currencies and stats_range.date_to < month_start(window_start, PRODUCT_WINDOW_MONTHS)
+    # Not scaled by orders like customers: a currency with few orders still sells most SKUs.
+    windows = (
+        [
+            OrderStatsProductWindow.objects.filter(start=window_start, currency=code)
+            .order_by("-revenue", "sku")
+            .values_list("currency", "sku", "revenue")[: PRODUCT_CANDIDATES + 1]
+            for code in currencies
+        ]
+        if use_bound
+        else []
+    )
+    live_items = _live_items(Order.objects.filter(placed_on(days.dirty_runs)))
+    window_tops, live = _windows_and_live_sums(windows, live_items)
     rows: list[dict] = []
     undecided = list(currencies)
-    if bounded and currencies and stats_range.date_to < month_start(window_start, PRODUCT_WINDOW_MONTHS):
-        # A SKU's revenue on dirty days is not (or not correctly) in its window: it can add at most the largest
-        # dirty-day revenue of any SKU, which widens the bound instead of making every such SKU a candidate.
-        dirty_revenue = _live_items(live_orders).values("currency", "sku").annotate(total=Sum("revenue"))
-        # Not scaled by orders like customers: a currency with few orders still sells most SKUs.
-        asked = dict.fromkeys(currencies, PRODUCT_CANDIDATES)
-        candidates, bounds = _candidates(
-            [
-                OrderStatsProductWindow.objects.filter(start=window_start, currency=code)
-                .order_by("-revenue", "sku")
-                .values_list("currency", "sku", "revenue")[: asked[code] + 1]
-                for code in currencies
-            ],
-            dirty=dirty_revenue,
-            asked=asked,
-            dirty_sql="SELECT 'd', currency, '', MAX(total) FROM ({}) AS dirty GROUP BY currency",
-        )
-        rows = _product_ranking(parts(sku__in=sorted(candidates)))
-        undecided = _undecided(rows, bounds, list(currencies))
+    if use_bound:
+        candidates = {sku for tops in window_tops.values() for sku, _ in tops}
+        # A SKU left out has at most the best window revenue left out (zero if none was), plus what the dirty days
+        # add: its window misses (or holds stale) their revenue, which the live sums have.
+        bounds: dict[str, Decimal] = defaultdict(Decimal)
+        for code, tops in window_tops.items():
+            if len(tops) > PRODUCT_CANDIDATES:
+                bounds[code] = min(revenue for _, revenue in tops)
+        dirty_best: dict[str, Decimal] = defaultdict(Decimal)
+        for (code, sku), total in live.items():
+            if sku not in candidates:
+                dirty_best[code] = max(dirty_best[code], total.revenue)
+        for code, revenue in dirty_best.items():
+            bounds[code] += revenue
+        sums = _rollup_sums(chunks, sku__in=sorted(candidates))
+        rows = _product_ranking(_merged(sums, {key: total for key, total in live.items() if key[1] in candidates}))
+        undecided = _undecided(rows, dict(bounds), list(currencies))
         rows = [row for row in rows if row["currency"] not in undecided]
     if undecided:
-        rows += _product_ranking(parts() if len(undecided) == len(currencies) else parts(currency__in=undecided))
-    return rows
+        restrict = {} if len(undecided) == len(currencies) else {"currency__in": undecided}
+        sums = _rollup_sums(chunks, **restrict)
+        rows += _product_ranking(_merged(sums, {key: total for key, total in live.items() if key[0] in undecided}))
+    return _product_names(sorted(rows, key=lambda row: (row["currency"], row["rank"])), stats_range, days, live)
 
 
-def _live_items(orders: QuerySet[Order], **restrict) -> QuerySet:
-    """Revenue items of `orders`, in the column shape of the product rollups."""
+def _windows_and_live_sums(
+    windows: list[QuerySet], live_items: QuerySet
+) -> tuple[dict[str, list[tuple[str, Decimal]]], dict[_ProductKey, _ProductSum]]:
+    """One query: the window tops of each currency, and the live items of the dirty days summed per currency and
+    SKU (with the greatest name and product id), so the dirty days are read once."""
+    sqls, params = [], []
+    for i, window in enumerate(windows):
+        sql, window_params = window.query.sql_with_params()
+        # Typed NULLs: PostgreSQL types a union's columns pairwise, and NULL with NULL would become text.
+        nulls = "CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT)"
+        sqls.append(f"SELECT 'w', w{i}.*, {nulls} FROM ({sql}) AS w{i}")  # noqa: S608
+        params += window_params
+    summed = _product_sums_query(live_items)
+    try:
+        sql, live_params = summed.query.sql_with_params()
+        sqls.append(f"SELECT 'd', d.* FROM ({sql}) AS d")  # noqa: S608
+        params += live_params
+    except EmptyResultSet:  # no dirty days
+        pass
+    window_tops: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
+    live: dict[_ProductKey, _ProductSum] = {}
+    if not sqls:
+        return window_tops, live
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(sqls), params)
+        for kind, currency, sku, revenue, quantity, name, product_id in cursor.fetchall():
+            if kind == "w":
+                window_tops[currency].append((sku, _decimal(revenue)))
+            else:
+                live[(currency, sku)] = _ProductSum(int(quantity), _decimal(revenue), name, product_id)
+    return window_tops, live
+
+
+def _live_items(orders: QuerySet[Order]) -> QuerySet:
+    """Revenue items of `orders` (not cancelled or refunded, with a SKU), as in the product rollups."""
     return (
-        OrderItem.objects.filter(order__in=orders.exclude(status__in=NON_REVENUE_STATUSES).values("id"), **restrict)
+        OrderItem.objects.filter(order__in=orders.exclude(status__in=NON_REVENUE_STATUSES).values("id"))
         .exclude(sku="")
         .order_by()
-        .annotate(currency=F("order__currency"), revenue=F("line_total"))
-        .values("currency", "sku", "name", "product_id", "quantity", "revenue")
+        .annotate(currency=F("order__currency"))
     )
 
 
-def _product_ranking(parts: list[QuerySet]) -> list[dict]:
-    """Sum the parts (rollup rows and live items of the same shape) per currency and SKU, and rank them."""
+def _product_sums_query(items: QuerySet) -> QuerySet:
+    return items.values("currency", "sku").annotate(
+        revenue=Sum("line_total"), quantity=Sum("quantity"), name=Max("name"), product_id=Max("product_id")
+    )
+
+
+def _product_sums(items: QuerySet) -> dict[_ProductKey, _ProductSum]:
+    return {
+        (row["currency"], row["sku"]): _ProductSum(
+            int(row["quantity"]), _decimal(row["revenue"]), row["name"], row["product_id"]
+        )
+        for row in _product_sums_query(items)
+    }
+
+
+def _rollup_sums(chunks: _ProductChunks, **restrict) -> dict[_ProductKey, _ProductSum]:
+    """Quantity and revenue per currency and SKU from the rollup rows: months, minus subtracted days, plus added
+    days (narrowed by `restrict`, on currency or SKU). One query."""
+    columns = ("currency", "sku", "quantity", "revenue")
+    parts = [
+        OrderStatsProductMonth.objects.filter(month__in=chunks.months, **restrict).values(*columns),
+        OrderStatsProductDay.objects.filter(day__in=chunks.added, **restrict).values(*columns),
+        OrderStatsProductDay.objects.filter(day__in=chunks.subtracted, **restrict)
+        .annotate(removed_quantity=-F("quantity"), removed_revenue=-F("revenue"))
+        .values("currency", "sku", "removed_quantity", "removed_revenue"),
+    ]
+    union, params = _union_sql([part.order_by() for part in parts])
+    if not union:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT parts.currency, parts.sku, SUM(parts.quantity), SUM(parts.revenue) "  # noqa: S608
+            f"FROM ({union}) AS parts GROUP BY parts.currency, parts.sku",
+            params,
+        )
+        return {
+            (currency, sku): _ProductSum(int(quantity), _decimal(revenue))
+            for currency, sku, quantity, revenue in cursor.fetchall()
+        }
+
+
+def _merged(
+    sums: dict[_ProductKey, _ProductSum], live: dict[_ProductKey, _ProductSum]
+) -> dict[_ProductKey, _ProductSum]:
+    merged = dict(sums)
+    for key, extra in live.items():
+        total = merged.get(key, _ProductSum())
+        merged[key] = _ProductSum(total.quantity + extra.quantity, total.revenue + extra.revenue)
+    return merged
+
+
+def _product_ranking(sums: dict[_ProductKey, _ProductSum]) -> list[dict]:
+    """The TOP_N SKUs of each currency by revenue, ties by SKU. A SKU sold in the range has a quantity; one sold
+    only on days taken back out of a month nets zero and is left out."""
+    by_currency: dict[str, list[tuple[str, _ProductSum]]] = defaultdict(list)
+    for (currency, sku), total in sums.items():
+        if total.quantity > 0:
+            by_currency[currency].append((sku, total))
+    rows = []
+    for currency in sorted(by_currency):
+        ranked = sorted(by_currency[currency], key=lambda entry: (-entry[1].revenue, entry[0]))[:TOP_N]
+        rows += [
+            {
+                "currency": currency,
+                "sku": sku,
+                "rank": rank,
+                "quantity": total.quantity,
+                "revenue": total.revenue,
+                "name": total.name,
+                "product_id": total.product_id,
+            }
+            for rank, (sku, total) in enumerate(ranked, start=1)
+        ]
+    return rows
+
+
+def _product_names(
+    rows: list[dict], stats_range: StatsRange, days: _Days, live: dict[_ProductKey, _ProductSum]
+) -> list[dict]:
+    """The greatest name and product id sold under each ranked SKU in the range: the day rows of its clean days
+    (one index-only lookup per SKU) and the live items of the dirty days. Kept apart from the sums because a
+    greatest value, unlike a sum, cannot be taken back out of a month."""
+    if not rows:
+        return rows
+    marked = sorted(days.marked)
+    sqls, params = [], []
+    for row in rows:
+        rolled_up = (
+            OrderStatsProductDay.objects.filter(
+                currency=row["currency"],
+                sku=row["sku"],
+                day__gte=stats_range.date_from,
+                day__lte=stats_range.date_to,
+            )
+            .exclude(day__in=marked)  # never-computed days have no rows
+            .order_by()
+            .values("currency", "sku")
+            .annotate(name=Max("name"), product_id=Max("product_id"))
+        )
+        sql, part_params = rolled_up.query.sql_with_params()
+        sqls.append(f"SELECT * FROM ({sql}) AS pair{len(sqls)}")  # noqa: S608
+        params += part_params
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(sqls), params)
+        names = {(currency, sku): (name, product_id) for currency, sku, name, product_id in cursor.fetchall()}
+    for row in rows:
+        name, product_id = names.get((row["currency"], row["sku"]), ("", None))
+        extra = live.get((row["currency"], row["sku"]))
+        if extra is not None:
+            name = max(name or "", extra.name or "")
+            product_id = max((value for value in (product_id, extra.product_id) if value is not None), default=None)
+        row["name"], row["product_id"] = name, product_id
+    return rows
+
+
+def _union_sql(parts: list[QuerySet]) -> tuple[str, list]:
+    """The parts' compiled SQL joined with UNION ALL (parts that can match nothing are left out)."""
     sqls, params = [], []
     for part in parts:
         try:
@@ -416,15 +605,8 @@ def _product_ranking(parts: list[QuerySet]) -> list[dict]:
             continue
         sqls.append(sql)
         params += part_params
-    if not sqls:
-        return []
     union = " UNION ALL ".join(f"SELECT * FROM ({sql}) AS part{i}" for i, sql in enumerate(sqls))  # noqa: S608
-    summed = (
-        "SELECT parts.currency, parts.sku, parts.sku AS tiebreak, MAX(parts.name) AS name, "  # noqa: S608
-        "MAX(parts.product_id) AS product_id, SUM(parts.quantity) AS quantity, SUM(parts.revenue) AS revenue "
-        f"FROM ({union}) AS parts GROUP BY parts.currency, parts.sku"
-    )
-    return _rank(summed, params)
+    return union, params
 
 
 def _candidates(

@@ -248,7 +248,7 @@ def _recompute_product_months(months: list[date]) -> None:
         .order_by()
         .annotate(month=TruncMonth("day"))
         .values("month", "currency", "sku")
-        .annotate(name=Max("name"), product_id=Max("product_id"), quantity=Sum("quantity"), revenue=Sum("revenue"))
+        .annotate(quantity=Sum("quantity"), revenue=Sum("revenue"))
         .order_by("month", "currency", "sku"),
     )
 

@@ -138,6 +138,51 @@ def test_stats_from_rollups_equal_live_for_other_ranges_intervals_and_channels(s
     _assert_exact(stats_range)
 
 
+@pytest.mark.parametrize("month_in_days", [-100, 100])  # months always read whole (days taken out), or never
+@pytest.mark.parametrize(
+    "stats_range",
+    [
+        StatsRange(date_from=date(2025, 3, 5), date_to=date(2025, 5, 20), interval="week"),
+        StatsRange(date_from=date(2025, 3, 1), date_to=date(2025, 4, 2), interval="day"),
+        StatsRange(date_from=date(2025, 2, 1), date_to=date(2025, 7, 1), interval="month"),
+    ],
+)
+def test_top_products_read_whole_months_or_days_alike(shop, monkeypatch, stats_range, month_in_days):
+    ring = shop["products"][0]
+    # A day marked dirty inside a month, with its items changed since the month was rolled up.
+    order_update(
+        order=shop["orders"][1],
+        actor=ACTOR,
+        data={},
+        items=[ItemInput(quantity=4, unit_price=Decimal("100.00"), product=ring, name="Ring, engraved")],
+    )
+    monkeypatch.setattr(stats_selector, "_MONTH_IN_DAYS", month_in_days)
+    _assert_exact(stats_range)
+
+
+def test_top_product_names_follow_the_items_as_they_are_now(shop, monkeypatch):
+    """The greatest name sold under a SKU in the range: a name that was rolled up but is gone since does not
+    linger, however the month is read."""
+    ring = shop["products"][0]
+    order_update(  # a confirmed order: its items can still change
+        order=shop["orders"][1],
+        actor=ACTOR,
+        data={},
+        items=[ItemInput(quantity=1, unit_price=Decimal("100.00"), product=ring, name="Ring, yellow gold")],
+    )
+    order_stats_refresh()
+    order_update(  # the only "Ring, yellow gold" sale is renamed; the day is dirty now
+        order=shop["orders"][1],
+        actor=ACTOR,
+        data={},
+        items=[ItemInput(quantity=1, unit_price=Decimal("100.00"), product=ring, name="Ring")],
+    )
+    march = StatsRange(date_from=date(2025, 3, 1), date_to=date(2025, 3, 31), interval="day")
+    monkeypatch.setattr(stats_selector, "_MONTH_IN_DAYS", -100)
+    result = _assert_exact(march)
+    assert {row["sku"]: row["name"] for row in result["top_products"]}["RG-1"] == "Ring"
+
+
 def test_creating_an_order_marks_its_day_and_the_stats_stay_exact_before_the_refresh(shop):
     ada, _, _ = shop["customers"]
     _create(ada, [shop["products"][2]], placed_at=_at(4, 2, 9), status="confirmed")
