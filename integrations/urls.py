@@ -1,9 +1,9 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 
 from integrations.views import IntegrationViewSet, ProviderViewSet, oauth_callback
+from jewelia.core.routers import OptionalSlashRouter
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("providers", ProviderViewSet, basename="provider")
 

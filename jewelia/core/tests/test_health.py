@@ -43,3 +43,9 @@ def test_unknown_api_url_is_404_with_error_shape(client):
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert response.json()["error"]["request_id"] == response["X-Request-ID"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/orders", "/api/orders/", "/api/integrations", "/api/integrations/"])
+def test_api_routes_answer_with_or_without_trailing_slash(admin_client, path):
+    assert admin_client.get(path).status_code == 200
