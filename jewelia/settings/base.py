@@ -171,6 +171,23 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # One named component per choice set, so generated clients get stable enum names.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "PaymentStatusEnum": "orders.models.PaymentStatus",
+        "FulfillmentStatusEnum": "orders.models.FulfillmentStatus",
+        "PaymentRecordStatusEnum": "orders.models.PaymentRecordStatus",
+        "ShipmentStatusEnum": "orders.models.ShipmentStatus",
+        "ProductCategoryEnum": "orders.models.ProductCategory",
+        "ChannelEnum": "orders.models.Channel",
+        "IntegrationStatusEnum": "integrations.models.IntegrationStatus",
+        "HealthStatusEnum": "integrations.models.HealthStatus",
+        "SyncRunStatusEnum": "integrations.models.SyncRunStatus",
+        "OutboxStatusEnum": "integrations.models.OutboxStatus",
+        "WebhookEventStatusEnum": "webhooks.models.WebhookEventStatus",
+        "ApiKeyStatusEnum": "apikeys.models.KeyStatus",
+        "ProviderCategoryEnum": "integrations.providers.base.Category",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jewelia.core.openapi.add_error_responses",
