@@ -11,19 +11,20 @@ Where the figures come from (the rollups are described in `orders.services.stats
   up). Clean days are read from the rollup tables, dirty days are aggregated live from orders and items with the
   same queries that build the rollups (`orders.rollups`), so every answer is exact and reflects every committed
   write. A year is ~10,000 rollup rows instead of ~330,000 orders.
-- Breakdowns and the timeline: one query over the daily totals (per channel when filtered by channel) plus live
-  totals of the dirty days.
-- Top products: SKU revenue summed over month rows (for months wholly inside the range and clean) and day rows
-  (the other clean days), plus live items of the dirty days. Filtered by channel, they are computed live (the
-  product rollups have no channel).
-- Top customers: live from orders (an index per customer) for short ranges.
+- Breakdowns and the timeline: two queries over the daily totals (per channel when filtered by channel) plus
+  live totals of the dirty days.
+- Top products: SKU quantities and revenue from month rows (a month is read whole when that is cheaper, and the
+  rows of its days outside the range or stale are taken back out) and day rows (the other clean days), plus the
+  live items of the dirty days; the names of the ten best come from their day rows. Filtered by channel, they are
+  computed from the items (the product rollups have no channel).
+- Top customers: from orders, through the index per customer.
 - For long ranges (a quarter or more, with many orders) both top lists are ranked *with a bound* instead of
   summing every customer or SKU: a precomputed revenue over a window that contains the range (two calendar years
   for customers, 13 months for SKUs) is an upper bound of the revenue in the range. The exact revenue of the best
-  `*_CANDIDATES` by window is computed; if the tenth of them beats the best window revenue left out (plus what a
-  dirty day could add to it), no one left out can be in the top ten. Otherwise the currency falls back to the full
-  computation. Exact either way; fast when the best customers and SKUs of the range are among the best of its
-  window, which is the usual case.
+  `*_CANDIDATES` by window is computed (and of every customer with orders on a dirty day); if the tenth of them
+  beats the best window revenue left out (for SKUs, plus the most a dirty day adds to a SKU left out), no one
+  left out can be in the top ten. Otherwise that currency falls back to the full computation. Exact either way;
+  fast when the best customers and SKUs of the range are among the best of its window, which is the usual case.
 """
 
 import math

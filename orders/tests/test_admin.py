@@ -1,10 +1,11 @@
+from datetime import date
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
 from jewelia.core.actors import Actor
-from orders.models import Order, OrderStatusHistory, Payment, Shipment, StockMovement
+from orders.models import Order, OrderStatsDirtyDay, OrderStatusHistory, Payment, Shipment, StockMovement
 from orders.services import ItemInput, order_create
 from orders.tests.factories import CustomerFactory, ProductFactory
 
@@ -178,3 +179,41 @@ def test_confirmed_orders_cannot_be_deleted_from_the_admin(admin_client, order):
     response = admin_client.get(reverse("admin:orders_order_delete", args=[order.pk]))
     assert response.status_code == 403
     assert Order.objects.filter(pk=order.pk).exists()
+
+
+def test_moving_an_order_in_the_admin_marks_both_stats_days(admin_client, order):
+    old_day = order.placed_at.date()
+    OrderStatsDirtyDay.objects.all().delete()
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    response = admin_client.post(url, _order_form(order, placed_at_0="2025-01-15", placed_at_1="10:00:00"))
+    assert response.status_code == 302
+    assert set(OrderStatsDirtyDay.objects.values_list("day", flat=True)) == {old_day, date(2025, 1, 15)}
+
+
+def test_bulk_delete_in_the_admin_goes_through_the_service(admin_client, order):
+    other = order_create(
+        actor=Actor.system(), currency="EUR", items=[ItemInput(name="X", quantity=1, unit_price=Decimal("1.00"))]
+    )
+    OrderStatsDirtyDay.objects.all().delete()
+    response = admin_client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "delete_selected", "_selected_action": [order.pk, other.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not Order.objects.filter(pk__in=[order.pk, other.pk]).exists()
+    assert set(OrderStatsDirtyDay.objects.values_list("day", flat=True)) == {order.placed_at.date()}
+
+
+def test_bulk_delete_of_a_confirmed_order_is_refused_whole(admin_client, order):
+    other = order_create(
+        actor=Actor.system(), currency="EUR", items=[ItemInput(name="X", quantity=1, unit_price=Decimal("1.00"))]
+    )
+    admin_client.post(
+        reverse("admin:orders_order_changelist"), {"action": "confirm_orders", "_selected_action": [order.pk]}
+    )
+    response = admin_client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "delete_selected", "_selected_action": [order.pk, other.pk], "post": "yes"},
+    )
+    assert response.status_code == 403
+    assert Order.objects.filter(pk__in=[order.pk, other.pk]).count() == 2
