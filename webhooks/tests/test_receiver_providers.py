@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from unittest import mock
 
 import pytest
@@ -185,3 +186,41 @@ def test_shopify_previous_client_secret_verifies_during_rotation(shopify_integra
     body, headers = signing.shopify_delivery({"id": 1}, "shpss_test_client_secret", topic="customers/create")
 
     assert post_delivery(shopify_integration, body, headers).status_code == 200
+
+
+def _intent_event(event_id: str, created: int, *, status: str, failed: bool = False) -> dict:
+    intent = {
+        "id": "pi_late_1",
+        "object": "payment_intent",
+        "amount": 48900,
+        "amount_received": 0 if failed else 48900,
+        "currency": "eur",
+        "status": status,
+        "customer": None,
+        "latest_charge": "ch_late_1",
+        "last_payment_error": {"type": "card_error", "code": "card_declined"} if failed else None,
+        "metadata": {},
+        "created": created - 10,
+    }
+    event_type = "payment_intent.payment_failed" if failed else "payment_intent.succeeded"
+    return signing.stripe_event(event_type, intent, event_id=event_id, created=created)
+
+
+def test_stripe_failure_delivered_after_the_later_success_does_not_undo_it(stripe_integration, post_delivery):
+    from orders.models import Payment
+    from webhooks.services import webhook_events_drain
+
+    now = int(time.time())
+    for event in (
+        _intent_event("evt_success", now - 60, status="succeeded"),  # the retry that succeeded, delivered first
+        _intent_event("evt_failure", now - 120, status="requires_payment_method", failed=True),  # the first try
+    ):
+        body = signing.encode(event)
+        signature = signing.sign_stripe(body, STRIPE_SECRET, now)
+        assert _stripe_post(post_delivery, stripe_integration, body, signature).status_code == 200
+
+    webhook_events_drain()
+
+    payment = Payment.objects.get(provider="stripe", external_id="pi_late_1")
+    assert (payment.status, payment.captured_amount) == ("captured", Decimal("489.00"))
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
