@@ -30,6 +30,8 @@ from orders.models import (
     Product,
 )
 from orders.services.numbers import order_numbers_allocate
+from orders.services.payments import order_payment_status_refresh
+from orders.services.stats import order_stats_mark_dirty
 
 
 # --- payments ---------------------------------------------------------------------------------------------------------
@@ -61,6 +63,7 @@ def write_payments(
     (payment external id -> local id); otherwise the order is resolved from `order_reference` through the
     identity map or the CRM order number, and the customer through the identity map."""
     now = timezone.now()
+    embedded = order_ids is not None
     order_ids = dict(order_ids or {})
     known_customers = {key: pk for key, pk in (customer_ids or {}).items() if pk is not None}
     unresolved = {r.order_reference for r in records if r.order_reference and r.external_id not in order_ids}
@@ -72,6 +75,12 @@ def write_payments(
             ).values_list("external_id", "object_id")
         )
         by_reference.update(Order.objects.filter(number__in=unresolved - set(by_reference)).values_list("number", "pk"))
+        # Last, the source's own order number (e.g. a Shopify "#1001" a Stripe payment's metadata names).
+        by_reference.update(
+            Order.objects.filter(external_reference__in=unresolved - set(by_reference)).values_list(
+                "external_reference", "pk"
+            )
+        )
     customer_refs = {
         r.customer_external_id for r in records if r.customer_external_id and r.external_id not in known_customers
     }
@@ -102,7 +111,7 @@ def write_payments(
         payment.updated_at = now
         return changed
 
-    return upsert(
+    result = upsert(
         ctx,
         RecordKind.PAYMENT,
         Payment,
@@ -119,6 +128,13 @@ def write_payments(
         update_fields=[*_payment_values(records[0], None, None), "updated_at"] if records else [],
         mode=mode,
     )
+    if not embedded:
+        # A payment provider's payments settle the CRM order they belong to (an order's own source reports
+        # its payment status itself, so embedded payments leave it alone).
+        written = [result.local_ids[key] for key in result.written if key in result.local_ids]
+        linked = Payment.objects.filter(pk__in=written, order__isnull=False).values_list("order_id", flat=True)
+        order_payment_status_refresh(order_ids=set(linked))
+    return result
 
 
 # --- orders -----------------------------------------------------------------------------------------------------------
@@ -179,7 +195,10 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
     def build(record: OrderRecord) -> Order:
         return Order(**_order_values(record, customer_of(record)), created_at=now, updated_at=now)
 
+    touched_days: list = []
+
     def after_create(pairs: list[tuple[OrderRecord, Order]]) -> None:
+        touched_days.extend(order.placed_at for _, order in pairs)
         items = [item for record, order in pairs for item in items_of(order, record)]
         bulk.copy_rows(OrderItem, ITEM_COLUMNS, items)
         history.extend((order.pk, "", order.status, note, now, *actor) for _, order in pairs)
@@ -191,12 +210,14 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
         if values["customer_id"] is None:
             values["customer_id"] = order.customer_id
         previous_status[order.pk] = order.status
+        touched_days.append(order.placed_at)  # the day it leaves, if the source moved it
         for name, value in values.items():
             setattr(order, name, value)
         order.updated_at = now
         return True  # the content hash already said it changed
 
     def after_update(pairs: list[tuple[OrderRecord, Order]]) -> None:
+        touched_days.extend(order.placed_at for _, order in pairs)
         OrderItem.objects.filter(order__in=[order.pk for _, order in pairs]).delete()
         bulk.copy_rows(OrderItem, ITEM_COLUMNS, [item for record, order in pairs for item in items_of(order, record)])
         history.extend(
@@ -218,6 +239,8 @@ def write_orders(ctx: WriteContext, records: list[OrderRecord]) -> KindResult:
         after_update=after_update,
     )
     bulk.copy_rows(OrderStatusHistory, HISTORY_COLUMNS, history)
+    if touched_days:
+        order_stats_mark_dirty(days=touched_days)  # keeps GET /api/orders/stats/ exact (orders/services/stats.py)
     # An order's hash covers its payments: only orders created or changed in this batch can have new ones.
     payments = [payment for r in records if r.external_id in result.written for payment in r.payments]
     if payments:
