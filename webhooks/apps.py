@@ -9,6 +9,40 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_retention)
+        from integrations import extensions
+
+        extensions.register(extensions.health_sources, _health_figures)
+        extensions.register(extensions.retention_jobs, _prune)
+        extensions.register(extensions.on_resumed, _release_held)
+
+
+def _health_figures(*, integration, now):
+    """Webhook figures for integration health; a missing secret or dead events need a person."""
+    from webhooks.selectors import webhook_health_figures
+
+    figures = webhook_health_figures(integration=integration, now=now)
+    problems = []
+    if figures and not figures["secret_configured"]:
+        problems.append("No webhook secret is set: every delivery is refused.")
+    if figures.get("dead"):
+        problems.append(f"{figures['dead']} webhook events are dead (replay them once the cause is fixed).")
+    if figures.get("received_24h", 0) >= 4 and figures.get("error_rate_24h", 0) >= 0.5:
+        problems.append(f"{figures['failed_24h']} of {figures['received_24h']} webhook events failed in 24 h.")
+    if problems:
+        figures["problem"] = " ".join(problems)
+    return "webhooks", figures
+
+
+def _prune():
+    from webhooks.services.inbox import webhook_events_prune
+
+    return webhook_events_prune()
+
+
+def _release_held(*, integration):
+    from webhooks.services.inbox import webhook_events_release_held
+
+    webhook_events_release_held(integration=integration)
 
 
 def check_retention(app_configs=None, **kwargs) -> list[checks.CheckMessage]:

@@ -79,7 +79,7 @@ def drain_nudge() -> None:
     from webhooks.tasks import drain
 
     now = time.monotonic()
-    if now - _drain_due_since < settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS:
+    if now - _drain_due_since < _debounce_seconds():
         return
     try:
         added = _nudge_key_add()
@@ -96,6 +96,14 @@ def drain_nudge() -> None:
         _drain_due_since = float("-inf")
         with contextlib.suppress(Exception):  # let the next delivery try again rather than wait for the key to expire
             cache.delete(NUDGE_KEY)
+
+
+def _debounce_seconds() -> float:
+    """The per-process nudge window; none when tasks run inline (no worker: the drain runs in the request that
+    nudged, so there is nothing to spare and no one to wait for)."""
+    from webhooks.tasks import drain
+
+    return 0.0 if drain.app.conf.task_always_eager else settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS
 
 
 def _nudge_key_add() -> bool:
@@ -149,7 +157,7 @@ def webhook_events_drain(*, max_events: int | None = None) -> int:
             if last_look:
                 return done
             # Deliveries committed within a process's debounce window did not nudge: look once more after it.
-            time.sleep(2 * settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS)
+            time.sleep(2 * _debounce_seconds())
             last_look = True
     drain_publish()
     return done

@@ -327,8 +327,18 @@ def test_process_event_only_takes_a_pending_event(integration, receive):
     assert webhook_event_process(event_id=stored.pk) is None
 
 
+@pytest.fixture
+def with_a_worker():
+    """Tasks published to a worker instead of run inline (the nudge window only applies then)."""
+    from webhooks.tasks import drain
+
+    drain.app.conf.task_always_eager = False
+    yield
+    drain.app.conf.task_always_eager = True
+
+
 def test_within_the_debounce_window_a_process_asks_the_cache_once(
-    integration, deliver, settings, django_capture_on_commit_callbacks
+    integration, deliver, settings, django_capture_on_commit_callbacks, with_a_worker
 ):
     from webhooks.services import processing
 
@@ -342,7 +352,7 @@ def test_within_the_debounce_window_a_process_asks_the_cache_once(
     assert (published.call_count, added.call_count) == (1, 1)
 
 
-def test_the_drain_looks_once_more_after_the_debounce_window(integration, deliver, settings):
+def test_the_drain_looks_once_more_after_the_debounce_window(integration, deliver, settings, with_a_worker):
     settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS = 0.05
     deliver(integration, event("customer.updated", customer(1)))
 
@@ -354,3 +364,13 @@ def test_the_drain_looks_once_more_after_the_debounce_window(integration, delive
         assert webhook_events_drain() == 2
 
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+
+
+def test_inline_tasks_have_no_nudge_window_and_the_drain_does_not_wait(integration, deliver, settings):
+    settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS = 60  # eager Celery (development without Redis): ignored
+    deliver(integration, event("customer.updated", customer(1)))
+
+    with mock.patch("webhooks.services.processing.time.sleep") as sleep:
+        webhook_events_drain()
+
+    sleep.assert_called_once_with(0.0)
