@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Avg, Count, Q, Sum
 from django.utils import timezone
 
+from integrations import extensions
 from integrations.models import HealthStatus, Integration, IntegrationStatus, SyncRun, SyncRunStatus
 
 logger = logging.getLogger("jewelia.integrations.health")
@@ -95,6 +96,13 @@ def integration_health_compute(*, integration: Integration, live: bool = False, 
     }
     if live:
         details["live"] = _live_check(integration)
+    problems = []
+    for source in extensions.health_sources:
+        name, figures = source(integration=integration, now=now)
+        if figures:
+            details[name] = figures
+            if figures.get("problem"):
+                problems.append(figures["problem"])
 
     def report(status: str, reason: str) -> HealthReport:
         return HealthReport(status=status, reason=reason, details=details)
@@ -125,6 +133,8 @@ def integration_health_compute(*, integration: Integration, live: bool = False, 
         return report(HealthStatus.DEGRADED, f"Sync is late ({never}).")
     if stats["runs"] >= 2 and stats["failed_runs"] * 2 >= stats["runs"]:
         return report(HealthStatus.DEGRADED, f"{stats['failed_runs']} of {stats['runs']} runs failed in 24 h.")
+    if problems:
+        return report(HealthStatus.DEGRADED, " ".join(problems)[:500])
     if not integration.last_success_at:
         return report(HealthStatus.HEALTHY, "Waiting for the first sync.")
     return report(HealthStatus.HEALTHY, f"OK, {never}.")

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations import crypto
+from integrations import crypto, extensions
 from integrations.models import (
     ACTIVE_RUN_STATUSES,
     FieldMapping,
@@ -111,7 +111,12 @@ def integration_pause(*, integration: Integration) -> Integration:
 
 
 def integration_resume(*, integration: Integration) -> Integration:
-    return integration_update(integration=integration, data={"status": IntegrationStatus.ACTIVE})
+    """Make a paused integration active again, and let the apps built on it catch up (held webhook events)."""
+    with transaction.atomic():
+        integration = integration_update(integration=integration, data={"status": IntegrationStatus.ACTIVE})
+        for hook in extensions.on_resumed:
+            hook(integration=integration)
+    return integration
 
 
 # --- runs -------------------------------------------------------------------------------------------------------------

@@ -58,16 +58,20 @@ def check_health(live: bool = False) -> None:
 
 @shared_task(name="integrations.cleanup")
 def cleanup() -> dict:
+    from integrations import extensions
     from integrations.oauth import oauth_states_cleanup
     from integrations.outbox.services import outbox_cleanup
     from integrations.services import history_cleanup
 
     days = settings.INTEGRATIONS_RETENTION_DAYS
-    return {
+    deleted = {
         **history_cleanup(older_than_days=days),
         "outbox_entries": outbox_cleanup(older_than_days=days),
         "oauth_states": oauth_states_cleanup(older_than_days=days),
     }
+    for job in extensions.retention_jobs:
+        deleted.update(job())
+    return deleted
 
 
 @shared_task(name="integrations.outbox_send", acks_late=True)

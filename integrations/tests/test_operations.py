@@ -97,7 +97,26 @@ def test_cleanup_command_uses_the_retention_setting(integration, settings):
 
     call_command("cleanup", stdout=out)
 
-    assert out.getvalue().strip() == "Deleted 0 runs and 0 record failures older than 30 days."
+    assert out.getvalue().splitlines()[0] == "Deleted 0 runs and 0 record failures older than 30 days."
+
+
+def test_cleanup_command_also_prunes_webhook_events_past_their_retention(integration, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webhooks.models import WebhookEvent
+
+    old = timezone.now() - timedelta(days=settings.WEBHOOKS_RETENTION_DAYS + 1)
+    common = {"integration": integration, "event_type": "orders/create", "received_at": old}
+    WebhookEvent.objects.create(provider_event_id="done", status="processed", **common)
+    WebhookEvent.objects.create(provider_event_id="dead", status="dead", **common)  # failed ones are kept longer
+    out = io.StringIO()
+
+    call_command("cleanup", stdout=out)
+
+    assert list(WebhookEvent.objects.values_list("provider_event_id", flat=True)) == ["dead"]
+    assert "Deleted 1 webhook events." in out.getvalue()
 
 
 def test_admin_never_shows_credentials(client, staff_user, integration):

@@ -1,0 +1,42 @@
+"""Webhook figures reach integration health, and resuming an integration releases the events held while paused."""
+
+import pytest
+
+from integrations.health import integration_health_compute
+from integrations.services import integration_pause, integration_resume
+from webhooks.models import WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_integration_without_a_webhook_secret_is_degraded_and_says_why(make_integration):
+    integration = make_integration(secret=None)
+
+    report = integration_health_compute(integration=integration)
+
+    assert report.status == "degraded"
+    assert "No webhook secret is set" in report.reason
+    assert report.details["webhooks"]["secret_configured"] is False
+
+
+def test_dead_webhook_events_degrade_health_until_replayed(make_integration):
+    integration = make_integration()
+    assert integration_health_compute(integration=integration).status == "healthy"
+    WebhookEvent.objects.create(integration=integration, provider_event_id="e1", event_type="x", status="dead")
+
+    report = integration_health_compute(integration=integration)
+
+    assert report.status == "degraded"
+    assert report.reason == "1 webhook events are dead (replay them once the cause is fixed)."
+    assert report.details["webhooks"]["dead"] == 1
+
+
+def test_resuming_a_paused_integration_releases_its_held_events(make_integration, django_capture_on_commit_callbacks):
+    integration = make_integration()
+    integration_pause(integration=integration)
+    WebhookEvent.objects.create(integration=integration, provider_event_id="e1", event_type="x", status="held")
+
+    with django_capture_on_commit_callbacks(execute=False):
+        integration_resume(integration=integration)
+
+    assert WebhookEvent.objects.get().status == "pending"
