@@ -260,6 +260,9 @@ def main() -> None:
             print(f"stats rollups rebuilt for {days:,} days: {time.perf_counter() - t:.1f} s")
             cursor.execute("VACUUM ANALYZE")
         order_stats_refresh()  # settle marks left by an earlier run, then mark days as a live shop has them
+        # As autovacuum does after writes: index-only scans need the visibility map of the rewritten pages.
+        for table in ("orderstatsproductwindow", "orderstatscustomerwindow", "orderstatsproductmonth"):
+            cursor.execute(f"VACUUM ANALYZE orders_{table}")
         print_rollup_sizes(cursor)
         cursor.execute("SELECT count(*) FROM orders_order")
         order_count = cursor.fetchone()[0]

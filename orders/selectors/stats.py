@@ -36,6 +36,7 @@ from decimal import Decimal
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Trunc, TruncDate
 
 from orders.models import (
@@ -117,23 +118,34 @@ def _amounts(by_currency: dict[str, Decimal], currencies: list[str]) -> list[dic
     return [{"currency": code, "amount": by_currency.get(code, ZERO)} for code in currencies]
 
 
-def _orders_in(stats_range: StatsRange) -> QuerySet[Order]:
-    queryset = Order.objects.filter(
-        placed_at__gte=day_start(stats_range.date_from),
-        placed_at__lt=day_start(stats_range.date_to + timedelta(days=1)),
-    ).order_by()
+def _placed_in(stats_range: StatsRange, *, prefix: str = "") -> Q:
+    """Orders placed in the range (and its channels), or the rows whose `prefix` reaches such an order."""
+    condition = Q(
+        **{
+            f"{prefix}placed_at__gte": day_start(stats_range.date_from),
+            f"{prefix}placed_at__lt": day_start(stats_range.date_to + timedelta(days=1)),
+        }
+    )
     if stats_range.channels:
-        queryset = queryset.filter(channel__in=stats_range.channels)
-    return queryset
+        condition &= Q(**{f"{prefix}channel__in": stats_range.channels})
+    return condition
+
+
+def _orders_in(stats_range: StatsRange) -> QuerySet[Order]:
+    return Order.objects.filter(_placed_in(stats_range)).order_by()
 
 
 def order_stats(*, stats_range: StatsRange) -> dict:
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            # A full computation (a long range not yet rolled up, or a fallback) groups up to ~10^5 customers or
-            # SKUs; at the default 4 MB that spills to disk. Scoped to this transaction only.
+            # Scoped to this transaction: a full computation (a long range not rolled up yet, or a fallback) groups
+            # up to ~10^5 customers or SKUs, which spills to disk at the default 4 MB; and the statements here are
+            # small enough that starting parallel workers costs more than they save.
             with connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL work_mem = '{STATS_WORK_MEM}'")
+                cursor.execute(
+                    "SELECT set_config('work_mem', %s, true), set_config('max_parallel_workers_per_gather', '0', true)",
+                    [STATS_WORK_MEM],
+                )
         return _order_stats(stats_range)
 
 
@@ -284,22 +296,25 @@ def _top_customers(stats_range: StatsRange, days: _Days, currencies: dict[str, i
     undecided = list(currencies)
     if bounded and currencies and stats_range.date_to.year <= start_year + 1:
         asked = _candidate_counts(CUSTOMER_CANDIDATES, currencies)
-        candidates, bounds = _candidates(
-            [
-                OrderStatsCustomerWindow.objects.filter(start_year=start_year, currency=code)
-                .order_by("-revenue", "customer_id")
-                .values_list("currency", "customer_id", "revenue")[: asked[code] + 1]
-                for code in currencies
-            ],
-            # Customers with orders on dirty days may have a stale window: they are candidates too.
-            dirty=Order.objects.filter(placed_on(days.dirty_runs), customer__isnull=False)
-            .order_by()
-            .values_list("customer_id")
-            .distinct(),
-            asked=asked,
-            dirty_sql="SELECT 'd', '', customer_id, 0 FROM ({}) AS dirty",
+        tops = {
+            code: OrderStatsCustomerWindow.objects.filter(start_year=start_year, currency=code).order_by(
+                "-revenue", "customer_id"
+            )
+            for code in currencies
+        }
+        bounds = _left_out_bounds({code: (tops[code], asked[code]) for code in currencies})
+        # The candidates go to the database as a subquery (the window tops again, an index-only read): as a list
+        # of a few thousand ids they cost more to pass than to find. Customers with orders on dirty days may have
+        # a stale window: they are candidates too.
+        candidates = _union_subquery(
+            [tops[code].values("customer_id")[: asked[code]] for code in currencies]
+            + [
+                Order.objects.filter(placed_on(days.dirty_runs), customer__isnull=False)
+                .order_by()
+                .values("customer_id")
+            ]
         )
-        rows = _customer_ranking(revenue_orders.filter(customer_id__in=sorted(candidates)))
+        rows = _customer_ranking(revenue_orders.filter(customer_id__in=candidates))
         undecided = _undecided(rows, bounds, list(currencies))
         rows = [row for row in rows if row["currency"] not in undecided]
     if undecided:
@@ -324,7 +339,7 @@ def _customer_ranking(orders: QuerySet[Order]) -> list[dict]:
 
 def _top_products(stats_range: StatsRange, days: _Days, currencies: dict[str, int], *, bounded: bool) -> list[dict]:
     if stats_range.channels:  # the product rollups have no channel: the items themselves, with their names
-        live = _product_sums(_live_items(_orders_in(stats_range)))
+        live = _product_sums(_live_items(_placed_in(stats_range, prefix="order__")))
         rows = _product_ranking(live)
     else:
         rows = _top_products_from_rollups(stats_range, days, currencies, bounded=bounded)
@@ -399,17 +414,12 @@ def _top_products_from_rollups(
     window_start = month_start(stats_range.date_from)
     use_bound = bounded and currencies and stats_range.date_to < month_start(window_start, PRODUCT_WINDOW_MONTHS)
     # Not scaled by orders like customers: a currency with few orders still sells most SKUs.
-    windows = (
-        [
-            OrderStatsProductWindow.objects.filter(start=window_start, currency=code)
-            .order_by("-revenue", "sku")
-            .values_list("currency", "sku", "revenue")[: PRODUCT_CANDIDATES + 1]
-            for code in currencies
-        ]
-        if use_bound
-        else []
-    )
-    live_items = _live_items(Order.objects.filter(placed_on(days.dirty_runs)))
+    ranked = {
+        code: OrderStatsProductWindow.objects.filter(start=window_start, currency=code).order_by("-revenue", "sku")
+        for code in (currencies if use_bound else ())
+    }
+    windows = [window.values_list("currency", "sku", "revenue")[: PRODUCT_CANDIDATES + 1] for window in ranked.values()]
+    live_items = _live_items(placed_on(days.dirty_runs, prefix="order__"))
     window_tops, live = _windows_and_live_sums(windows, live_items)
     rows: list[dict] = []
     undecided = list(currencies)
@@ -427,7 +437,9 @@ def _top_products_from_rollups(
                 dirty_best[code] = max(dirty_best[code], total.revenue)
         for code, revenue in dirty_best.items():
             bounds[code] += revenue
-        sums = _rollup_sums(chunks, sku__in=sorted(candidates))
+        # As a subquery (the window tops again, an index-only read) rather than hundreds of parameters.
+        skus = _union_subquery([window.values("sku")[: PRODUCT_CANDIDATES + 1] for window in ranked.values()])
+        sums = _rollup_sums(chunks, sku__in=skus)
         rows = _product_ranking(_merged(sums, {key: total for key, total in live.items() if key[1] in candidates}))
         undecided = _undecided(rows, dict(bounds), list(currencies))
         rows = [row for row in rows if row["currency"] not in undecided]
@@ -471,11 +483,13 @@ def _windows_and_live_sums(
     return window_tops, live
 
 
-def _live_items(orders: QuerySet[Order]) -> QuerySet:
-    """Revenue items of `orders` (not cancelled or refunded, with a SKU), as in the product rollups."""
+def _live_items(orders: Q) -> QuerySet:
+    """Revenue items (orders not cancelled or refunded, SKU not empty) of the orders matching `orders` (a condition
+    on the items' `order__` fields), as the product rollups count them."""
     return (
-        OrderItem.objects.filter(order__in=orders.exclude(status__in=NON_REVENUE_STATUSES).values("id"))
+        OrderItem.objects.filter(orders)
         .exclude(sku="")
+        .exclude(order__status__in=NON_REVENUE_STATUSES)
         .order_by()
         .annotate(currency=F("order__currency"))
     )
@@ -565,26 +579,21 @@ def _product_names(
     greatest value, unlike a sum, cannot be taken back out of a month."""
     if not rows:
         return rows
+    # One small statement per SKU (an index-only read each), written out once: compiling thirty querysets cost
+    # more than running them.
+    table = connection.ops.quote_name(OrderStatsProductDay._meta.db_table)
     marked = sorted(days.marked)
-    sqls, params = [], []
+    not_marked = f" AND day NOT IN ({', '.join(['%s'] * len(marked))})" if marked else ""
+    one = (
+        f"SELECT currency, sku, MAX(name), MAX(product_id) FROM {table} "  # noqa: S608 (table from model metadata)
+        f"WHERE currency = %s AND sku = %s AND day >= %s AND day <= %s{not_marked} GROUP BY currency, sku"
+    )
+    params: list = []
     for row in rows:
-        rolled_up = (
-            OrderStatsProductDay.objects.filter(
-                currency=row["currency"],
-                sku=row["sku"],
-                day__gte=stats_range.date_from,
-                day__lte=stats_range.date_to,
-            )
-            .exclude(day__in=marked)  # never-computed days have no rows
-            .order_by()
-            .values("currency", "sku")
-            .annotate(name=Max("name"), product_id=Max("product_id"))
-        )
-        sql, part_params = rolled_up.query.sql_with_params()
-        sqls.append(f"SELECT * FROM ({sql}) AS pair{len(sqls)}")  # noqa: S608
-        params += part_params
+        params += [row["currency"], row["sku"], stats_range.date_from, stats_range.date_to, *marked]
     with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(sqls), params)
+        pairs = [f"SELECT * FROM ({one}) AS pair{i}" for i in range(len(rows))]  # noqa: S608
+        cursor.execute(" UNION ALL ".join(pairs), params)
         names = {(currency, sku): (name, product_id) for currency, sku, name, product_id in cursor.fetchall()}
     for row in rows:
         name, product_id = names.get((row["currency"], row["sku"]), ("", None))
@@ -610,45 +619,25 @@ def _union_sql(parts: list[QuerySet]) -> tuple[str, list]:
     return union, params
 
 
-def _candidates(
-    windows: list[QuerySet], *, asked: dict[str, int], dirty: QuerySet, dirty_sql: str
-) -> tuple[set, dict[str, Decimal]]:
-    """One query: the best keys by window revenue in each currency (`asked[currency]` + 1 each, to learn the best
-    one left out), and the dirty-day part (`dirty_sql` formats its compiled SQL into rows ('d', currency, key, amount)).
-
-    Returns the candidate keys and, per currency, the bound on the revenue of any key that is not a candidate: the
-    best window revenue left out (zero when none was) plus the dirty-day amount of that currency, if any. A dirty
-    row without a currency names a key that is a candidate itself.
-    """
+def _left_out_bounds(tops: dict[str, tuple[QuerySet, int]]) -> dict[str, Decimal]:
+    """Per currency, the window revenue of the best key left out when the first `asked` keys of a window ranking
+    are the candidates (the key at offset `asked`); none when every key is a candidate. One query."""
     sqls, params = [], []
-    for i, window in enumerate(windows):
-        sql, window_params = window.query.sql_with_params()
-        sqls.append(f"SELECT 'w', w{i}.* FROM ({sql}) AS w{i}")  # noqa: S608
-        params += window_params
-    try:
-        sql, dirty_params = dirty.query.sql_with_params()
-        sqls.append(dirty_sql.format(sql))
-        params += dirty_params
-    except EmptyResultSet:  # no dirty days
-        pass
+    for i, (window, asked) in enumerate(tops.values()):
+        sql, part_params = window.values("currency", "revenue")[asked : asked + 1].query.sql_with_params()
+        sqls.append(f"SELECT * FROM ({sql}) AS b{i}")  # noqa: S608 (Django-compiled, params apart)
+        params += part_params
+    if not sqls:
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(sqls), params)
-        fetched = cursor.fetchall()
-    candidates: set = set()
-    window_revenue: dict[str, list[Decimal]] = defaultdict(list)
-    bounds: dict[str, Decimal] = defaultdict(Decimal)
-    for kind, currency, key, amount in fetched:
-        if kind == "w":
-            window_revenue[currency].append(_decimal(amount))
-            candidates.add(key)
-        elif currency:
-            bounds[currency] += _decimal(amount)
-        else:
-            candidates.add(key)
-    for currency, amounts in window_revenue.items():
-        if len(amounts) > asked[currency]:  # the smallest fetched is the best left out (a candidate itself)
-            bounds[currency] += min(amounts)
-    return candidates, dict(bounds)
+        return {currency: _decimal(revenue) for currency, revenue in cursor.fetchall()}
+
+
+def _union_subquery(parts: list[QuerySet]) -> RawSQL:
+    """One-column querysets (some sliced, which Django cannot combine on SQLite) as one subquery for `__in`."""
+    union, params = _union_sql(parts)
+    return RawSQL(union or "SELECT NULL WHERE 1 = 0", params)  # noqa: S611 (Django-compiled, params apart)
 
 
 def _undecided(rows: list[dict], bounds: dict[str, Decimal], currencies: list[str]) -> list[str]:

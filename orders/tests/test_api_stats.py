@@ -166,7 +166,7 @@ def test_stats_use_a_constant_number_of_queries(staff_client, dataset, django_as
 
     # the range's rolled-up and dirty days, the status breakdown, the timeline, top customers (with their names),
     # top products and their names, the savepoint pair of the stats transaction (the test runs inside one), and on
-    # PostgreSQL its SET LOCAL work_mem.
+    # PostgreSQL its transaction settings.
     expected = 8 if connection.vendor == "sqlite" else 9
     with django_assert_num_queries(expected):
         _stats(staff_client)
