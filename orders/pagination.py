@@ -1,7 +1,7 @@
 """Sorting and the two pagination modes of the orders lists.
 
 - Page numbers (default): `?page=3&page_size=50`, with a `count` for screens. `page_size` is bounded. The count
-  is exact up to `COUNT_LIMIT` rows; beyond it `count` is `COUNT_LIMIT` and `count_is_exact` is false ("10,000+"),
+  is exact up to `COUNT_LIMIT` rows; beyond it `count` is `COUNT_LIMIT` and `count_is_exact` is false ("5,000+"),
   because counting a million matching rows exactly costs more than the page itself.
 - Cursor (keyset): `?pagination=cursor` for the first page, then follow `next` (it carries `cursor=...`).
   Each page is found by `WHERE (sort key, id) beyond the last row seen`, using the same index as the sort, so
@@ -28,7 +28,7 @@ from jewelia.core.exceptions import ValidationFailed
 from jewelia.core.pagination import PageNumberPagination
 from orders.selectors import OrderSearch, order_list_rows
 
-COUNT_LIMIT = 10_000
+COUNT_LIMIT = 5_000
 
 
 @dataclass(frozen=True)
@@ -113,11 +113,11 @@ class OrderListSource(ListSource):
 
 class OrderSearchSource(OrderListSource):
     """Orders matching a search (`q`), fetched in the shape that suits how many match (see `OrderSearch`): walking
-    the sort's index when at least `WALK_MIN_MATCHES` match and the page is among the first `WALK_MAX_ROWS` rows,
-    collecting the matching ids otherwise. The count the page mode makes first decides; in cursor mode a count
-    that stops at `WALK_MIN_MATCHES` does."""
+    the sort's index when more than `WALK_MIN_MATCHES` match and the page is among the first `WALK_MAX_ROWS` rows,
+    collecting the matching ids otherwise. The count the page mode makes first decides (it counts up to the same
+    number); in cursor mode a count that stops there does."""
 
-    WALK_MIN_MATCHES = 5_000
+    WALK_MIN_MATCHES = COUNT_LIMIT
     WALK_MAX_ROWS = 1_000
 
     def __init__(self, orders: QuerySet, search: OrderSearch):
@@ -134,7 +134,7 @@ class OrderSearchSource(OrderListSource):
         return counted
 
     def rows(self, start: int, stop: int) -> list:
-        if stop <= self.WALK_MAX_ROWS and self._matches_at_least(self.WALK_MIN_MATCHES):
+        if stop <= self.WALK_MAX_ROWS and self._matches_at_least(self.WALK_MIN_MATCHES + 1):
             return order_list_rows(queryset=self.orders.filter(self.search.walking()), start=start, stop=stop)
         return super().rows(start, stop)
 
