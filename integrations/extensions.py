@@ -3,7 +3,8 @@
 Each app registers its functions in its `AppConfig.ready()`; integrations calls whatever is registered:
 
 - `health_sources`: `fn(*, integration, now) -> (name, figures)` adds figures to an integration's health
-  and may make it degraded (`figures["problem"]`, a sentence, when something needs a person);
+  and may make it degraded (`figures["problem"]`, a sentence, when something needs a person) or add a remark
+  to the reason without changing the status (`figures["note"]`);
 - `retention_jobs`: `fn() -> dict[str, int]` deletes what is past retention (the `cleanup` command and task);
 - `on_resumed`: `fn(*, integration) -> None` runs when a paused integration becomes active again.
 """

@@ -96,16 +96,18 @@ def integration_health_compute(*, integration: Integration, live: bool = False, 
     }
     if live:
         details["live"] = _live_check(integration)
-    problems = []
+    problems, notes = [], []
     for source in extensions.health_sources:
         name, figures = source(integration=integration, now=now)
         if figures:
             details[name] = figures
             if figures.get("problem"):
                 problems.append(figures["problem"])
+            if figures.get("note"):
+                notes.append(figures["note"])
 
     def report(status: str, reason: str) -> HealthReport:
-        return HealthReport(status=status, reason=reason, details=details)
+        return HealthReport(status=status, reason=" ".join([reason, *notes])[:500], details=details)
 
     if integration.status == IntegrationStatus.DRAFT:
         return report(HealthStatus.UNKNOWN, "Not activated yet.")
