@@ -314,11 +314,11 @@ def _top_customers(stats_range: StatsRange, days: _Days, currencies: dict[str, i
                 .values("customer_id")
             ]
         )
-        rows = _customer_ranking(revenue_orders.filter(customer_id__in=candidates))
+        rows = _customer_ranking(revenue_orders.filter(customer_id__in=candidates), list(currencies))
         undecided = _undecided(rows, bounds, list(currencies))
         rows = [row for row in rows if row["currency"] not in undecided]
     if undecided:
-        rows += _customer_ranking(revenue_orders.filter(currency__in=undecided))
+        rows += _customer_ranking(revenue_orders.filter(currency__in=undecided), undecided)
     return [
         {
             "currency": row["currency"],
@@ -330,11 +330,42 @@ def _top_customers(stats_range: StatsRange, days: _Days, currencies: dict[str, i
     ]
 
 
-def _customer_ranking(orders: QuerySet[Order]) -> list[dict]:
-    aggregated = orders.values("currency", "customer_id").annotate(
-        tiebreak=F("customer_id"), orders=Count("id"), revenue=Sum("total")
+def _customer_ranking(orders: QuerySet[Order], currencies: list[str]) -> list[dict]:
+    """The TOP_N customers of each currency by revenue in `orders` (ties by customer id), with their names.
+
+    One statement: the aggregate as a common table expression, then per currency `ORDER BY ... LIMIT`, which
+    PostgreSQL answers with a top-N heap instead of sorting every customer of the range (a window function
+    would). Names are read per ranked row: a join made the planner scan every customer for a few dozen rows.
+    """
+    if not currencies:
+        return []
+    sql, params = (
+        orders.values("currency", "customer_id").annotate(orders=Count("id"), revenue=Sum("total")).query
+    ).sql_with_params()
+    tops = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT * FROM agg WHERE agg.currency = %s "  # noqa: S608
+        f"ORDER BY agg.revenue DESC, agg.customer_id LIMIT {TOP_N}) AS top{i}"
+        for i in range(len(currencies))
     )
-    return _top_per_currency(aggregated, join_customer=True)
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    names = ", ".join(
+        f"(SELECT c.{column} FROM {table} c WHERE c.id = tops.customer_id) AS {column}"  # noqa: S608
+        for column in ("name", "email")
+    )
+    with connection.cursor() as cursor:
+        # `sql` is Django-compiled with its parameters apart; every other name is a constant of this module.
+        cursor.execute(
+            f"WITH agg AS ({sql}) SELECT tops.*, {names} FROM ({tops}) AS tops",  # noqa: S608
+            [*params, *currencies],
+        )
+        columns = [column[0] for column in cursor.description]
+        found = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    found.sort(key=lambda row: (row["currency"], -_decimal(row["revenue"]), row["customer_id"]))
+    rank: dict[str, int] = defaultdict(int)
+    for row in found:
+        rank[row["currency"]] += 1
+        row["rank"] = rank[row["currency"]]
+    return found
 
 
 def _top_products(stats_range: StatsRange, days: _Days, currencies: dict[str, int], *, bounded: bool) -> list[dict]:
@@ -655,40 +686,6 @@ def _undecided(rows: list[dict], bounds: dict[str, Decimal], currencies: list[st
         if len(revenues) < TOP_N or min(revenues) <= bound:
             undecided.append(code)
     return undecided
-
-
-def _top_per_currency(queryset: QuerySet, *, join_customer: bool = False) -> list[dict]:
-    """The TOP_N rows of an aggregated `values()` queryset within each `currency`, ranked by revenue (ties by
-    `tiebreak`)."""
-    sql, params = queryset.query.sql_with_params()
-    return _rank(sql, params, join_customer=join_customer)
-
-
-def _rank(sql: str, params: list, *, join_customer: bool = False) -> list[dict]:
-    """Rank the rows of an aggregate (columns currency, tiebreak, revenue, ...) within each currency and keep the
-    TOP_N; with `join_customer`, add the customer's name and email (the aggregate has `customer_id`).
-
-    Django cannot rank over its own GROUP BY (PostgreSQL refuses a window function in the grouping), so the
-    aggregate becomes a subquery and the ranking is one small wrapper, portable to SQLite.
-    """
-    # `sql` is Django-compiled with its parameters separate; every other name here is a constant of this module.
-    window = "ROW_NUMBER() OVER (PARTITION BY agg.currency ORDER BY agg.revenue DESC, agg.tiebreak)"
-    ranking = f"SELECT agg.*, {window} AS rank FROM ({sql}) agg"  # noqa: S608
-    select = "ranked.*"
-    if join_customer:  # per ranked row: a join lets the planner scan every customer for a few dozen rows
-        table = connection.ops.quote_name(Customer._meta.db_table)
-        select += "".join(
-            f", (SELECT c.{column} FROM {table} c WHERE c.id = ranked.customer_id) AS {column}"  # noqa: S608
-            for column in ("name", "email")
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {select} FROM ({ranking}) ranked WHERE ranked.rank <= %s "  # noqa: S608
-            "ORDER BY ranked.currency, ranked.rank",
-            [*params, TOP_N],
-        )
-        columns = [column[0] for column in cursor.description]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _decimal(value) -> Decimal:
