@@ -6,7 +6,9 @@ Each app registers its functions in its `AppConfig.ready()`; integrations calls 
   and may make it degraded (`figures["problem"]`, a sentence, when something needs a person) or add a remark
   to the reason without changing the status (`figures["note"]`);
 - `retention_jobs`: `fn() -> dict[str, int]` deletes what is past retention (the `cleanup` command and task);
-- `on_resumed`: `fn(*, integration) -> None` runs when a paused integration becomes active again.
+- `on_resumed`: `fn(*, integration) -> None` runs when a paused integration becomes active again;
+- `kept_credential_keys`: keys of the encrypted credentials that another app manages through its own endpoint
+  (the webhook signing secret): replacing an integration's credentials keeps them unless it sets them itself.
 """
 
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from typing import Any
 health_sources: list[Callable[..., tuple[str, dict[str, Any]]]] = []
 retention_jobs: list[Callable[[], dict[str, int]]] = []
 on_resumed: list[Callable[..., None]] = []
+kept_credential_keys: set[str] = set()
 
 
 def register(registry: list, fn: Callable) -> None:

@@ -76,8 +76,8 @@ def integration_create(
 
 
 def integration_update(*, integration: Integration, data: dict[str, Any]) -> Integration:
-    """Partial update. New credentials replace the stored ones entirely and reconnect a disconnected
-    integration; the provider cannot change (create a new integration instead)."""
+    """Partial update. New credentials replace the stored ones (except keys other apps manage, such as the
+    webhook secret) and reconnect a disconnected integration; the provider cannot change."""
     if "provider" in data and data["provider"] != integration.provider:
         raise ValidationFailed(details={"fields": {"provider": ["The provider of an integration cannot change."]}})
     status = data.get("status")
@@ -90,7 +90,9 @@ def integration_update(*, integration: Integration, data: dict[str, Any]) -> Int
             setattr(integration, name, data[name])
         _check(integration)
         if "credentials" in data:
-            integration.set_credentials(data["credentials"] or {})
+            stored = integration.get_credentials()
+            kept = {key: stored[key] for key in extensions.kept_credential_keys if key in stored}
+            integration.set_credentials({**kept, **(data["credentials"] or {})})
             if integration.status in (IntegrationStatus.DISCONNECTED, IntegrationStatus.ERROR) and status is None:
                 integration.status = IntegrationStatus.ACTIVE
         if integration.status == IntegrationStatus.ACTIVE and (not was_active or integration.next_sync_at is None):

@@ -8,10 +8,11 @@ handler404 = "jewelia.core.exceptions.handler404"
 handler500 = "jewelia.core.exceptions.handler500"
 
 api_patterns = [
+    # The webhook receiver first: providers call it most, and URL resolution stops at the first match.
+    path("", include("webhooks.urls")),
     path("", include("orders.urls")),
     path("", include("apikeys.urls")),
     path("", include("integrations.urls")),
-    path("", include("webhooks.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -14,6 +14,9 @@ class WebhooksConfig(AppConfig):
         extensions.register(extensions.health_sources, _health_figures)
         extensions.register(extensions.retention_jobs, _prune)
         extensions.register(extensions.on_resumed, _release_held)
+        from webhooks.secrets import PREVIOUS, ROTATED_AT, SECRET
+
+        extensions.kept_credential_keys.update({SECRET, PREVIOUS, ROTATED_AT})
 
 
 def _health_figures(*, integration, now):

@@ -40,3 +40,16 @@ def test_resuming_a_paused_integration_releases_its_held_events(make_integration
         integration_resume(integration=integration)
 
     assert WebhookEvent.objects.get().status == "pending"
+
+
+def test_replacing_credentials_keeps_the_webhook_secret(make_integration):
+    from integrations.services import integration_update
+    from webhooks.selectors import webhook_secret_configured
+
+    integration = make_integration()
+
+    integration_update(integration=integration, data={"credentials": {"access_token": "new-token"}})
+
+    integration.refresh_from_db()
+    assert integration.get_credentials()["access_token"] == "new-token"
+    assert webhook_secret_configured(integration=integration)
