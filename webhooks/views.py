@@ -186,6 +186,7 @@ class WebhookEventViewSet(viewsets.GenericViewSet):
         return Response(WebhookEventDetailSerializer(event).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
+        operation_id="integrations_webhooks_replay_one",
         parameters=[INTEGRATION_PARAM, EVENT_PARAM],
         request=None,
         responses={202: WebhookEventDetailSerializer},
@@ -197,6 +198,7 @@ class WebhookEventViewSet(viewsets.GenericViewSet):
         return Response(WebhookEventDetailSerializer(event).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        operation_id="integrations_webhooks_replay_bulk",
         parameters=[INTEGRATION_PARAM],
         request=BulkReplayInputSerializer,
         responses={200: BulkReplayOutputSerializer, 202: BulkReplayOutputSerializer},

@@ -22,3 +22,10 @@ def test_docs_page_serves_assets_locally(client):
     html = response.content.decode()
     assert "swagger-ui" in html
     assert "cdn" not in html.lower()
+
+
+def test_schema_generates_without_warnings(tmp_path):
+    """Warnings mean an endpoint the schema cannot describe correctly (a missing serializer, a clashing name)."""
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
