@@ -500,8 +500,11 @@ class OrderStatsDailyTotal(models.Model):
 
     class Meta:
         constraints = [
+            # Covering (INCLUDE): the stats sum a range of days from the index alone.
             models.UniqueConstraint(
-                fields=["day", "currency", "status", "payment_status"], name="orders_stats_total_unique"
+                fields=["day", "currency", "status", "payment_status"],
+                include=["orders", "amount"],
+                name="orders_stats_total_unique",
             ),
         ]
 
@@ -524,6 +527,7 @@ class OrderStatsChannelDailyTotal(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["channel", "day", "currency", "status", "payment_status"],
+                include=["orders", "amount"],
                 name="orders_stats_channel_total_unique",
             ),
         ]
@@ -546,7 +550,11 @@ class OrderStatsProductDay(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["day", "currency", "sku"], name="orders_stats_product_day_unique"),
+            models.UniqueConstraint(
+                fields=["day", "currency", "sku"],
+                include=["quantity", "revenue"],
+                name="orders_stats_product_day_unique",
+            ),
         ]
         # The names of the ten best SKUs of a range, read from the index alone.
         indexes = [
@@ -571,7 +579,11 @@ class OrderStatsProductMonth(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["month", "currency", "sku"], name="orders_stats_product_month_unique"),
+            models.UniqueConstraint(
+                fields=["month", "currency", "sku"],
+                include=["quantity", "revenue"],
+                name="orders_stats_product_month_unique",
+            ),
         ]
 
     def __str__(self) -> str:
