@@ -191,50 +191,79 @@ def retry_delay(attempt: int) -> float:
 
 def webhook_event_process_claimed(*, event_id: int, attempt: int) -> WebhookEvent | None:
     """Process the event claimed as `attempt`. Returns it with its outcome stored, or None when the claim is
-    not ours any more (taken back by the sweeper) or the event is gone."""
+    not ours any more (taken back by the sweeper) or the event is gone.
+
+    The provider's handler runs outside any transaction: it may call the provider, and a token it refreshes on
+    the way (QuickBooks rotates its refresh token on every use) must be committed even if the event then fails.
+    The outcome is applied and the status stored in one transaction, only while the claim is still ours.
+    """
+    event = _claimed(event_id, attempt)
+    if event is None:
+        return None
+    integration = event.integration
+    if integration.status in HOLD_STATUSES:
+        with transaction.atomic():
+            held = _claimed(event_id, attempt, lock=True)
+            if held is None:
+                return None
+            held.status, held.attempts, held.claimed_at = WebhookEventStatus.HELD, attempt - 1, None
+            held.save(update_fields=["status", "attempts", "claimed_at"])
+        return held
+    now = timezone.now()
+    provider, outcome, error = None, None, None
+    try:
+        provider = registry.get_provider(integration.provider)
+        outcome = _run_handler(event, integration, provider)
+    except Exception as exc:  # classified below, inside the transaction that records it
+        error = exc
     with transaction.atomic():
-        event = (
-            WebhookEvent.objects.select_for_update(of=("self",))
-            .select_related("integration")
-            .filter(pk=event_id, status=WebhookEventStatus.PROCESSING, attempts=attempt)
-            .first()
-        )
-        if event is None:
+        locked = _claimed(event_id, attempt, lock=True)
+        if locked is None:
             return None
-        integration = event.integration
-        if integration.status in HOLD_STATUSES:
-            event.status, event.attempts, event.claimed_at = WebhookEventStatus.HELD, attempt - 1, None
-            event.save(update_fields=["status", "attempts", "claimed_at"])
-            return event
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                result = _handle(event, integration)
-        except BadRecordError as exc:
-            _give_up(event, f"The payload cannot be used: {exc.message}")
-        except _WriteFailed as exc:
-            _fail(event, f"A record was refused: {exc}", now=now)
-        except ProviderError as exc:
-            _fail(event, f"{type(exc).__name__}: {exc.message}", now=now)
-        except Exception as exc:
-            logger.warning("webhook event %s failed (attempt %s)", event.pk, attempt, exc_info=True)
-            _fail(event, f"{type(exc).__name__}: {exc}", now=now)
-        else:
+        event = locked
+        if error is None:
+            try:
+                with transaction.atomic():
+                    result = _apply(event, integration, provider, outcome)
+            except Exception as exc:
+                error = exc
+        if error is None:
             event.status, event.result = result
             event.processed_at, event.next_attempt_at, event.last_error = now, None, ""
+        else:
+            _record_failure(event, error, attempt=attempt, now=now)
         event.claimed_at = None
         event.save(update_fields=["status", "result", "processed_at", "next_attempt_at", "last_error", "claimed_at"])
     return event
 
 
-def _handle(event: WebhookEvent, integration: Integration) -> tuple[str, str]:
-    """Route and apply one event -> (status, result). Raises to fail it (the caller's savepoint rolls back)."""
-    provider = registry.get_provider(integration.provider)
+def _claimed(event_id: int, attempt: int, *, lock: bool = False) -> WebhookEvent | None:
+    """The event if it is still claimed as `attempt` (locked when asked)."""
+    events = WebhookEvent.objects.select_related("integration")
+    if lock:
+        events = events.select_for_update(of=("self",))
+    return events.filter(pk=event_id, status=WebhookEventStatus.PROCESSING, attempts=attempt).first()
+
+
+def _record_failure(event: WebhookEvent, error: Exception, *, attempt: int, now: datetime) -> None:
+    if isinstance(error, BadRecordError):
+        _give_up(event, f"The payload cannot be used: {error.message}")
+    elif isinstance(error, _WriteFailed):
+        _fail(event, f"A record was refused: {error}", now=now)
+    elif isinstance(error, ProviderError):
+        _fail(event, f"{type(error).__name__}: {error.message}", now=now)
+    else:
+        logger.warning("webhook event %s failed (attempt %s)", event.pk, attempt, exc_info=error)
+        _fail(event, f"{type(error).__name__}: {error}", now=now)
+
+
+def _run_handler(event: WebhookEvent, integration: Integration, provider: Provider) -> WebhookOutcome | None:
+    """Call the provider's handler for the event (None: no handler, the event is ignored). May call the provider."""
     if event.payload is None:
         raise BadRecordError("the delivery's body is not valid JSON")
     handler = provider.webhook_handlers().get(event.event_type)
     if handler is None:
-        return WebhookEventStatus.IGNORED, f"No handler for {event.event_type or 'an untyped event'}."
+        return None
     inbound = InboundEvent(
         event_id=event.provider_event_id,
         event_type=event.event_type,
@@ -242,7 +271,15 @@ def _handle(event: WebhookEvent, integration: Integration) -> tuple[str, str]:
         occurred_at=event.occurred_at,
         group_id=event.group_id,
     )
-    outcome = handler(inbound, connection_build(integration, provider=provider))
+    return handler(inbound, connection_build(integration, provider=provider))
+
+
+def _apply(
+    event: WebhookEvent, integration: Integration, provider: Provider, outcome: WebhookOutcome | None
+) -> tuple[str, str]:
+    """Apply the handler's outcome -> (status, result). Raises to fail it (the caller's savepoint rolls back)."""
+    if outcome is None:
+        return WebhookEventStatus.IGNORED, f"No handler for {event.event_type or 'an untyped event'}."
     return WebhookEventStatus.PROCESSED, outcome_apply(
         integration=integration, provider=provider, event=event, outcome=outcome
     )

@@ -53,3 +53,28 @@ def test_replacing_credentials_keeps_the_webhook_secret(make_integration):
     integration.refresh_from_db()
     assert integration.get_credentials()["access_token"] == "new-token"
     assert webhook_secret_configured(integration=integration)
+
+
+def test_credentials_a_handler_refreshes_survive_the_event_failing(make_integration, deliver, monkeypatch):
+    """A handler may refresh a rotating token on its way to the provider; if the event then fails, the new token
+    must still be stored (the provider has already invalidated the old one)."""
+    from integrations.errors import TransientError
+    from webhooks.services import webhook_events_drain
+    from webhooks.tests.fakes import FakeHooksProvider, event
+
+    def refresh_then_fail(inbound, connection):
+        connection.save_credentials({**connection.credentials, "access_token": "rotated"})
+        raise TransientError("provider unavailable after the refresh")
+
+    handlers = FakeHooksProvider.webhook_handlers
+    monkeypatch.setattr(
+        FakeHooksProvider, "webhook_handlers", lambda self: {**handlers(self), "refreshing": refresh_then_fail}
+    )
+    integration = make_integration()
+    assert deliver(integration, event("refreshing", {"id": 1})).status_code == 200
+
+    webhook_events_drain()
+
+    integration.refresh_from_db()
+    assert WebhookEvent.objects.get().status == "failed"
+    assert integration.get_credentials()["access_token"] == "rotated"
