@@ -4,6 +4,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from orders.models import Order, Payment, PaymentRecordStatus, PaymentStatus
 
@@ -49,7 +50,7 @@ def order_payment_status_refresh(*, order_ids: set[int]) -> list[int]:
                 entry[1] += refunded
             elif status == PaymentRecordStatus.AUTHORIZED:
                 entry[2] = True
-        changed = []
+        changed, now = [], timezone.now()
         for order in orders.values():
             captured, refunded, authorized = sums[order.pk]
             status = payment_status_from(
@@ -60,7 +61,7 @@ def order_payment_status_refresh(*, order_ids: set[int]) -> list[int]:
                 current=order.payment_status,
             )
             if status != order.payment_status:
-                order.payment_status = status
+                order.payment_status, order.updated_at = status, now  # bulk_update skips auto_now
                 changed.append(order)
         if changed:
             Order.objects.bulk_update(changed, ["payment_status", "updated_at"])
