@@ -5,20 +5,12 @@ from datetime import timedelta
 
 from rest_framework import serializers
 
+from jewelia.core.serializers import StrictSerializer
+
 from .durations import DurationSpecField
 from .models import ApiKey, KeyStatus
 from .scopes import SCOPES
 from .services import MAX_GRACE_PERIOD
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know (a typo in `scopes` must not silently create a key without them)."""
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return attrs
 
 
 class ApiKeyWriteIn(StrictSerializer):

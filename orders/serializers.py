@@ -10,6 +10,8 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jewelia.core.serializers import StrictSerializer
+
 from .currencies import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, is_valid_currency, money_format
 from .models import (
     Channel,
@@ -32,18 +34,6 @@ from .services import ItemInput
 from .transitions import allowed_next
 
 MAX_ITEMS_PER_ORDER = 200
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not declare (or declares read-only) instead of silently dropping them."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - writable)
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 def money_input(**kwargs) -> serializers.DecimalField:

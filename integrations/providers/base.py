@@ -217,6 +217,16 @@ class PushResult:
     version: str = ""  # the provider's object version after the write (QuickBooks SyncToken), if any
 
 
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name whatever the mapping's case handling (Django's `request.headers` ignores case, a plain
+    dict in a test does not; Shopify documents `X-Shopify-Hmac-Sha256` and `...-SHA256` alike)."""
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
 class WebhookSignatureError(Exception):
     """The delivery is not authentic (bad/missing signature, stale timestamp). The message is for logs only."""
 

@@ -47,7 +47,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from integrations.errors import BadRecordError
-from integrations.providers.base import Connection, InboundEvent, WebhookOutcome, WebhookSignatureError
+from integrations.providers.base import (
+    Connection,
+    InboundEvent,
+    WebhookOutcome,
+    WebhookSignatureError,
+    header_value,
+)
 
 if TYPE_CHECKING:
     from .client import QuickBooksClient
@@ -76,20 +82,12 @@ MAX_CHANGES = 1000  # a delivery with more is refused as unparsable (stored fail
 Handler = Callable[[InboundEvent, Connection], WebhookOutcome]
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
-
-
 def compute_signature(*, secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
 
 
 def verify(*, headers: Mapping[str, str], body: bytes, secrets: list[str]) -> None:
-    value = header(headers, SIGNATURE_HEADER)
+    value = header_value(headers, SIGNATURE_HEADER)
     if not value:
         raise WebhookSignatureError("missing intuit-signature header")
     candidate = value.strip().encode("utf-8", "replace")

@@ -26,7 +26,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from integrations.errors import BadRecordError
-from integrations.providers.base import Connection, InboundEvent, WebhookOutcome, WebhookSignatureError
+from integrations.providers.base import (
+    Connection,
+    InboundEvent,
+    WebhookOutcome,
+    WebhookSignatureError,
+    header_value,
+)
 
 from . import mappers
 
@@ -45,22 +51,12 @@ ApiFactory = Callable[[Connection], "ShopifyApi"]
 ExternalId = Callable[[str, dict[str, Any]], str]
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by name whatever the mapping's case handling (Django's `request.headers` ignores case; the
-    sheet notes Shopify also spells it `X-Shopify-Hmac-SHA256`)."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
-
-
 def compute_hmac(*, secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
 
 
 def verify(*, headers: Mapping[str, str], body: bytes, secrets: list[str], now: datetime) -> None:
-    value = header(headers, HMAC_HEADER)
+    value = header_value(headers, HMAC_HEADER)
     if not value:
         raise WebhookSignatureError(f"missing {HMAC_HEADER} header")
     received = value.strip().encode("utf-8", "replace")
@@ -73,10 +69,10 @@ def verify(*, headers: Mapping[str, str], body: bytes, secrets: list[str], now: 
 
 
 def parse(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
-    webhook_id = (header(headers, WEBHOOK_ID_HEADER) or "").strip()
+    webhook_id = (header_value(headers, WEBHOOK_ID_HEADER) or "").strip()
     if not webhook_id:
         raise ValueError(f"missing {WEBHOOK_ID_HEADER} header")
-    topic = (header(headers, TOPIC_HEADER) or "").strip()
+    topic = (header_value(headers, TOPIC_HEADER) or "").strip()
     if not topic:
         raise ValueError(f"missing {TOPIC_HEADER} header")
     try:
@@ -89,8 +85,8 @@ def parse(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         event_id=webhook_id,
         event_type=topic,
         payload=payload,
-        occurred_at=_triggered_at(header(headers, TRIGGERED_AT_HEADER)),
-        group_id=(header(headers, EVENT_ID_HEADER) or "").strip(),
+        occurred_at=_triggered_at(header_value(headers, TRIGGERED_AT_HEADER)),
+        group_id=(header_value(headers, EVENT_ID_HEADER) or "").strip(),
     )
 
 

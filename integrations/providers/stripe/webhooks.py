@@ -21,7 +21,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from integrations.errors import BadRecordError
-from integrations.providers.base import Connection, InboundEvent, WebhookOutcome, WebhookSignatureError
+from integrations.providers.base import (
+    Connection,
+    InboundEvent,
+    WebhookOutcome,
+    WebhookSignatureError,
+    header_value,
+)
 
 from . import mappers
 
@@ -33,16 +39,6 @@ SCHEME = "v1"
 TOLERANCE_SECONDS = 300
 
 Handler = Callable[[InboundEvent, Connection], WebhookOutcome]
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by name, whatever the mapping's case handling (Django's `request.headers` is case-insensitive, a
-    plain dict in a test is not)."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
 
 
 def compute_signature(*, secret: str, timestamp: str, body: bytes) -> str:
@@ -63,7 +59,7 @@ def parse_signature_header(value: str) -> tuple[int, list[str]]:
 
 
 def verify(*, headers: Mapping[str, str], body: bytes, secrets: list[str], now: datetime) -> None:
-    value = header(headers, SIGNATURE_HEADER)
+    value = header_value(headers, SIGNATURE_HEADER)
     if not value:
         raise WebhookSignatureError("missing Stripe-Signature header")
     timestamp, signatures = parse_signature_header(value)
