@@ -55,10 +55,10 @@ def test_method_not_allowed_is_405(api_client):
     assert_error_shape(api_client.delete("/api/errors/x/"), 405, "method_not_allowed")
 
 
-def test_unauthenticated_is_401_or_403_with_shape(api_client):
+def test_unauthenticated_is_401_with_shape_and_challenge(api_client):
     response = api_client.get("/api/staff-only/")
-    assert response.status_code in (401, 403)
-    assert_error_shape(response, response.status_code, response.json()["error"]["code"])
+    assert_error_shape(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_non_staff_user_is_403(api_client, django_user_model):
