@@ -1,4 +1,4 @@
-"""Demo data: the sample Shopify and "QuickBooks Online" integrations, pointed at the local provider sandbox.
+"""Demo data: the sample Shopify, "QuickBooks Online" and Stripe integrations, pointed at the local provider sandbox.
 
 `manage.py seed_demo` calls `seed`; the README's run command starts the sandbox (default http://127.0.0.1:8765,
 `SANDBOX_BASE_URL`) so a newcomer sees real syncs over HTTP. Idempotent: an existing demo integration is left as
@@ -19,6 +19,8 @@ from jewelia.core.exceptions import ValidationFailed
 
 DEMO_NAME = "Demo Shopify store (sandbox)"
 QUICKBOOKS_DEMO_NAME = "QuickBooks Online"
+STRIPE_DEMO_NAME = "Demo Stripe account (sandbox)"
+STRIPE_SANDBOX_PATH = "/stripe"
 # Where the sandbox runner mounts its apps below SANDBOX_BASE_URL.
 SHOPIFY_SANDBOX_PATH = "/shopify"
 QUICKBOOKS_SANDBOX_PATH = "/quickbooks"
@@ -41,6 +43,32 @@ LOCAL_HOSTS_HINT = "Local sandbox URLs need 127.0.0.1 in the allowed local hosts
 def seed(*, stdout, style) -> None:
     seed_shopify(stdout=stdout, style=style)
     seed_quickbooks(stdout=stdout, style=style)
+    seed_stripe(stdout=stdout, style=style)
+
+
+def seed_stripe(*, stdout, style) -> None:
+    """The demo Stripe account, pointed at the Stripe sandbox (unless a Stripe integration exists already)."""
+    from integrations.sandbox.stripe import DEMO_API_KEY
+
+    if Integration.objects.filter(provider="stripe").exists():
+        stdout.write("A Stripe integration already exists; left unchanged.")
+        return
+    base_url = settings.SANDBOX_BASE_URL.rstrip("/") + STRIPE_SANDBOX_PATH
+    try:
+        integration = integration_create(
+            actor=Actor.system("seed_demo"),
+            name=STRIPE_DEMO_NAME,
+            provider="stripe",
+            config={"base_url": base_url},
+            credentials={"api_key": DEMO_API_KEY},
+            sync_interval_minutes=15,
+        )
+    except ValidationFailed as exc:
+        stdout.write(
+            style.WARNING(f"Skipped the demo Stripe account: {exc.details or exc.message}. {LOCAL_HOSTS_HINT}")
+        )
+        return
+    stdout.write(style.SUCCESS(f"Created integration '{integration.name}' -> {base_url}."))
 
 
 def seed_shopify(*, stdout, style) -> None:
