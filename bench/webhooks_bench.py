@@ -389,6 +389,8 @@ def main() -> None:
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": redis_url,
         "SECRET_KEY": "bench-only-secret-key-" + "0123456789" * 3,
+        "APIKEYS_PEPPER": "bench-only-pepper-" + "0123456789" * 3,
+        "FIELD_ENCRYPTION_KEYS": "bA7m0bkR0QHi8SuX5xw2V8SD1e7O6y5JzQp3YtDqfEk=",  # a throwaway key for this bench
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",
         "BENCH_WEBHOOK_SECRET": SECRET,
