@@ -162,9 +162,12 @@ class OrderAdmin(admin.ModelAdmin):
             obj.number = services.order_numbers_allocate(count=1)[0]
         # The admin saves the order row itself, so it marks the stats days like the services do: the day the order
         # was on before this edit and the day it is on now (Django runs the whole save in one transaction).
-        previous = Order.objects.filter(pk=obj.pk).values_list("placed_at", flat=True).first() if change else None
+        previous = (
+            Order.objects.filter(pk=obj.pk).values_list("placed_at", "payment_status").first() if change else None
+        )
+        previous_placed_at, form.paid_before = previous or (None, None)
         super().save_model(request, obj, form, change)
-        services.order_stats_mark_dirty(days=[previous, obj.placed_at])
+        services.order_stats_mark_dirty(days=[previous_placed_at, obj.placed_at])
         if not change:
             OrderStatusHistory.objects.create(
                 order=obj,
@@ -181,6 +184,8 @@ class OrderAdmin(admin.ModelAdmin):
                 services.order_totals_recalculate(order=order)
         except JeweliaError as exc:
             self.message_user(request, f"Totals not recomputed: {_error_text(exc)}", messages.WARNING)
+        # With its items and totals saved, the order is pushed like one the API created or updated.
+        services.order_saved_directly(order=order, created=not change, paid_before=form.paid_before)
         target = form.cleaned_data.get("transition_to")
         if target:
             try:
@@ -259,6 +264,7 @@ class CustomerAdmin(admin.ModelAdmin):
             changed="marketing_consent" in form.changed_data,
         )
         super().save_model(request, obj, form, change)
+        services.customer_saved_directly(customer=obj, created=not change)
 
 
 class StockMovementInline(ReadOnlyInline):

@@ -623,3 +623,82 @@ def test_push_rules_are_edited_in_the_admin_with_the_same_validation(qb, staff_s
     assert list(PushRule.objects.values_list("event", "resource", "channels")) == [
         ("order.paid", "sales_receipts", ["in_store"])
     ]
+
+
+# --- edits made in the Django admin ----------------------------------------------------------------------------------
+# The admin's order and customer pages save the rows themselves (their forms are not the API's services), so they
+# queue the same pushes through `order_saved_directly` / `customer_saved_directly`.
+
+
+def _pushed() -> list[tuple[str, int]]:
+    return list(OutboxEntry.objects.order_by("id").values_list("event", "object_id"))
+
+
+def test_an_order_created_in_the_admin_is_pushed_with_its_items(qb, qb_sandbox, staff_session):
+    configure(qb, INVOICES)
+    customer = Customer.objects.create(name="Coco Chanel")
+    form = {
+        "external_reference": "",
+        "customer": customer.pk,
+        "channel": "in_store",
+        "placed_at_0": "2026-11-27",
+        "placed_at_1": "10:00:00",
+        "payment_status": "unpaid",
+        "fulfillment_status": "unfulfilled",
+        "currency": "USD",
+        "discount_total": "0",
+        "tax_total": "0",
+        "shipping_total": "0",
+        "items-TOTAL_FORMS": "1",
+        "items-INITIAL_FORMS": "0",
+        "items-0-position": "0",
+        "items-0-sku": "RING-18K-SOL",
+        "items-0-name": "18k Solitaire Ring",
+        "items-0-quantity": "2",
+        "items-0-unit_price": "398.00",
+        "items-0-attributes": "{}",
+    }
+    for prefix in ("status_history", "payments", "shipments"):
+        form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+
+    response = staff_session.post("/admin/orders/order/add/", form)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    order = Order.objects.get()
+    assert _pushed() == [("order.placed", order.pk)]
+    (entry,) = send_all()
+    assert entry.status == "sent", entry.last_error
+    (invoice,) = invoices_numbered(qb_sandbox, order.number)
+    assert Decimal(str(invoice["TotalAmt"])) == Decimal("796.00")
+
+
+def test_marking_an_order_paid_in_the_admin_pushes_order_paid_once(qb, staff_session):
+    from orders.tests.test_admin import _order_form
+
+    configure(qb, {"event": "order.paid", "resource": "sales_receipts"})
+    order = order_placed()
+    url = f"/admin/orders/order/{order.pk}/change/"
+
+    paid = staff_session.post(url, _order_form(order, payment_status="paid"))
+    order.refresh_from_db()
+    again = staff_session.post(url, _order_form(order, notes="Gift wrapped"))
+
+    assert (paid.status_code, again.status_code) == (302, 302)
+    assert _pushed() == [("order.paid", order.pk)]
+
+
+def test_customers_created_and_edited_in_the_admin_are_pushed(qb, staff_session):
+    configure(
+        qb,
+        {"event": "customer.created", "resource": "customers"},
+        {"event": "customer.updated", "resource": "customers"},
+    )
+    form = {"name": "Audrey Hepburn", "email": "audrey@example.com", "phone": "", "addresses": "[]", "tags": "[]"}
+    form.update({"marketing_consent_source": "", "notes": ""})
+
+    created = staff_session.post("/admin/orders/customer/add/", form)
+    customer = Customer.objects.get()
+    edited = staff_session.post(f"/admin/orders/customer/{customer.pk}/change/", {**form, "phone": "+1 555 0100"})
+
+    assert (created.status_code, edited.status_code) == (302, 302)
+    assert [event for event, _ in _pushed()] == ["customer.created", "customer.updated"]

@@ -58,6 +58,14 @@ def _save(customer: Customer, *, event: str) -> Customer:
     return customer
 
 
+def customer_saved_directly(*, customer: Customer, created: bool) -> None:
+    """Queue customer.created / customer.updated for a customer a form saved itself (the admin), as
+    `customer_create` and `customer_update` do. Call it in the save's transaction."""
+    from integrations.outbox import outbox_enqueue_for  # integrations builds on orders: import at call time
+
+    outbox_enqueue_for(event="customer.created" if created else "customer.updated", obj=customer)
+
+
 def customer_create(*, actor: Actor, data: dict) -> Customer:
     reject_unknown(data, CUSTOMER_FIELDS)
     data = {**data, "email": (data.get("email") or "").strip()}

@@ -227,6 +227,14 @@ def _push_events(order: Order, *, placed: bool = False, paid: bool = False, comp
         outbox_enqueue_for(event="order.completed", obj=order)
 
 
+def order_saved_directly(*, order: Order, created: bool, paid_before: str | None) -> None:
+    """Queue the pushes for an order a form saved itself (the admin's order page edits the row, not through
+    `order_update`): order.placed for a new order, order.paid when it became paid. Call it in the save's
+    transaction, after the items and totals are saved."""
+    became_paid = order.payment_status == PaymentStatus.PAID and paid_before != PaymentStatus.PAID
+    _push_events(order, placed=created, paid=became_paid)
+
+
 UPDATABLE_FIELDS = frozenset(
     {
         "customer",
