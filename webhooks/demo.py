@@ -6,8 +6,9 @@ Deliveries go through Django's full request stack in-process (`django.test.Clien
 `/api/webhooks/<integration uuid>/`: middleware, routing, the receiver view, verification, storage), since
 `seed_demo` runs before any server is up; over a socket the bytes and code path would be the same. After the
 seed's transaction commits they are processed like any delivery (inline without Redis; by a worker with it).
-The inventory event is completed from the Shopify sandbox's Admin API while processing: if the sandbox is not
-running then, the event is `failed` and retried on schedule (or replay it from the admin).
+The inventory event is completed from the Shopify sandbox's Admin API while processing (`inventory_items/{id}`
+for the SKU). Until the demo Shopify integration's first product sync the SKU is unknown locally, so the event is
+`failed` and retried on schedule (or replay it from the admin after a sync); the same if the sandbox is down.
 
 Idempotent: events carry fixed ids, and one already stored is not delivered again. The integrations get the
 sandbox's webhook secrets only when they have none.

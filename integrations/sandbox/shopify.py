@@ -721,6 +721,7 @@ class ShopifySandbox(SandboxApp):
         self.route("GET", v + r"/(?P<resource>orders|customers|products)/(?P<record_id>\d+)\.json", self._one)
         self.route("GET", v + r"/orders/(?P<record_id>\d+)/refunds\.json", self._refunds)
         self.route("GET", v + r"/inventory_levels\.json", self._inventory_levels)
+        self.route("GET", v + r"/inventory_items/(?P<item_id>\d+)\.json", self._inventory_item)
 
     def before_request(self, request: SandboxRequest) -> SandboxResponse | None:
         if not request.path.startswith("/admin/api/"):
@@ -798,6 +799,33 @@ class ShopifySandbox(SandboxApp):
         if record is None:
             return SandboxResponse(404, {"errors": "Not Found"})
         return SandboxResponse(200, {resource[:-1]: record})
+
+    def _inventory_item(self, request: SandboxRequest, version: str, item_id: str) -> SandboxResponse:
+        """`GET inventory_items/{id}.json` (REST InventoryItem, checked on shopify.dev: id, sku, tracked,
+        requires_shipping, cost as a string in the shop's currency, origin and HS codes, timestamps): one item per
+        current variant, 404 once its variant is gone."""
+        variant = self._variant_for_item(int(item_id))
+        if variant is None:
+            return SandboxResponse(404, {"errors": "Not Found"})
+        return SandboxResponse(
+            200,
+            {
+                "inventory_item": {
+                    "id": int(item_id),
+                    "sku": variant.get("sku") or "",
+                    "created_at": variant.get("created_at"),
+                    "updated_at": variant.get("updated_at"),
+                    "requires_shipping": True,
+                    "cost": None,
+                    "country_code_of_origin": None,
+                    "province_code_of_origin": None,
+                    "harmonized_system_code": None,
+                    "tracked": True,
+                    "country_harmonized_system_codes": [],
+                    "admin_graphql_api_id": f"gid://shopify/InventoryItem/{item_id}",
+                }
+            },
+        )
 
     def _refunds(self, request: SandboxRequest, version: str, record_id: str) -> SandboxResponse:
         order = self.order(int(record_id))

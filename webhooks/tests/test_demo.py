@@ -11,7 +11,7 @@ from integrations import demo as integrations_demo
 from orders.models import Customer, Order, Payment
 from webhooks import demo
 from webhooks.models import WebhookEvent
-from webhooks.services import webhook_event_process
+from webhooks.services import webhook_event_process, webhook_event_replay
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +47,39 @@ def test_demo_order_customer_and_payment_events_process_into_the_orders_domain(d
     assert Order.objects.filter(external_reference="#9001").count() == 1
     assert Customer.objects.filter(email="grace.hopper@mail.example.com").count() == 1
     assert Payment.objects.filter(provider="stripe", external_id="pi_3Q1aBcDemoJewelia0000001").count() == 1
+
+
+def test_demo_inventory_event_reads_the_item_from_the_running_sandbox(settings):
+    """As `scripts/run.sh` has it: the sandbox server up (Shopify under /shopify), then the seed. The event names
+    an inventory item; the handler reads its SKU from the sandbox (`inventory_items/{id}.json`). Before the first
+    product sync the SKU is unknown locally and the event fails for a later retry; after it, it applies."""
+    from django.core.management import call_command
+
+    from integrations.sandbox.server import SandboxServer
+    from integrations.sandbox.shopify import ShopifySandbox
+    from orders.models import Product
+
+    settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1"]
+    sandbox = ShopifySandbox()
+    server = SandboxServer({"/shopify": sandbox}).start()
+    settings.SANDBOX_BASE_URL = server.url
+    try:
+        integrations_demo.seed(stdout=io.StringIO(), style=no_style())
+        demo.seed(stdout=io.StringIO(), style=no_style())
+        stored = WebhookEvent.objects.get(event_type="inventory_levels/update")
+        early = webhook_event_process(event_id=stored.pk)
+        call_command("sync_integration", str(stored.integration_id), "--resource", "products", stdout=io.StringIO())
+        webhook_event_replay(event=stored)  # staff replay it (or the retry schedule comes round)
+        processed = webhook_event_process(event_id=stored.pk)
+    finally:
+        server.stop()
+
+    (sku,) = [
+        i["sku"] for i in sandbox.inventory_items() if i["inventory_item_id"] == stored.payload["inventory_item_id"]
+    ]
+    assert (early.status, early.last_error) == (
+        "failed",
+        f"A record was refused: unknown SKU '{sku}': sync products first",
+    )
+    assert processed.status == "processed", processed.last_error
+    assert Product.objects.get(sku=sku).stock_movements.exists()

@@ -12,7 +12,6 @@ from integrations.providers.base import Capability, WebhookSignatureError
 from integrations.providers.registry import get_provider
 from integrations.providers.shopify import mappers, webhooks
 from integrations.records import CustomerRecord, InventoryRecord, OrderItemRecord, OrderRecord, PaymentRecord
-from integrations.sandbox.server import SandboxResponse
 from integrations.sandbox.shopify import ShopifySandbox
 from integrations.sandbox.signing import shopify_delivery, sign_shopify
 from integrations.sandbox.testing import sandbox_connection
@@ -174,25 +173,10 @@ def test_the_shopify_provider_declares_webhooks_and_delegates_to_this_module():
 # --- handlers ----------------------------------------------------------------------------------------------------
 
 
-class InventoryItemsSandbox(ShopifySandbox):
-    """The Shopify sandbox plus `GET inventory_items/{id}.json` (Shopify's InventoryItem resource), which the
-    inventory handler reads for the SKU."""
-
-    def _routes_setup(self) -> None:
-        super()._routes_setup()
-        self.route("GET", r"/admin/api/(?P<version>[^/]+)/inventory_items/(?P<item_id>\d+)\.json", self._item)
-
-    def _item(self, request, version: str, item_id: str) -> SandboxResponse:
-        for item in self.inventory_items():
-            if item["inventory_item_id"] == int(item_id):
-                return SandboxResponse(200, {"inventory_item": {"id": int(item_id), "sku": item["sku"]}})
-        return SandboxResponse(404, {"errors": "Not Found"})
-
-
 @pytest.fixture
 def store(settings):
     settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1", "localhost"]
-    sandbox = InventoryItemsSandbox().start()
+    sandbox = ShopifySandbox().start()
     yield sandbox
     sandbox.stop()
 
