@@ -147,10 +147,11 @@ def _load(cursor, orders: int, tables: list[str]) -> None:
         stop = min(orders, start + batch - 1)
         t = time.perf_counter()
         cursor.execute(
-            f"""INSERT INTO orders_order (id, number, external_reference, customer_id, channel, status, payment_status,
+            f"""INSERT INTO orders_order (id, number, number_value, external_reference, customer_id, channel, status,
+                    payment_status,
                     fulfillment_status, currency, subtotal, discount_total, tax_total, shipping_total, total, placed_at,
                     due_date, notes, created_at, updated_at)
-                SELECT g, 'J-' || CASE WHEN g < 1000000 THEN lpad(g::text, 6, '0') ELSE g::text END,
+                SELECT g, 'J-' || CASE WHEN g < 1000000 THEN lpad(g::text, 6, '0') ELSE g::text END, g,
                        CASE WHEN g % 5 = 0 THEN '#' || (1000 + g) ELSE '' END,
                        CASE WHEN g % 10 = 0 THEN NULL ELSE 1 + abs(hashint4(g + 7)) % {CUSTOMERS} END,
                        ({sql_array(CHANNELS)})[1 + abs(hashint4(g + 11)) % 8],

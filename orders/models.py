@@ -181,6 +181,28 @@ class FulfillmentStatus(models.TextChoices):
     RETURNED = "returned", "Returned"
 
 
+def order_number_value(number: str) -> int:
+    """The trailing digits of an order number as an integer (`J-000123` -> 123; 0 when there are none; at most 18
+    digits, to fit the column)."""
+    digits = min(18, len(number) - len(number.rstrip("0123456789")))
+    return int(number[-digits:]) if digits else 0
+
+
+class OrderNumberValueField(models.BigIntegerField):
+    """`Order.number_value`: derived from `number` whenever the row is written (save and bulk_create alike, as
+    `auto_now` is), so no writer can forget it. Sorting by number sorts by it: as text, J-1000000 < J-999999."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("default", 0)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def pre_save(self, model_instance, add):
+        value = order_number_value(model_instance.number or "")
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class Order(models.Model):
     """A sale. Totals are computed by the server from the items (`orders.services.order_totals_compute`).
 
@@ -189,6 +211,7 @@ class Order(models.Model):
     """
 
     number = models.CharField(max_length=32, unique=True)
+    number_value = OrderNumberValueField()
     external_reference = models.CharField(max_length=100, blank=True, db_index=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders", null=True, blank=True)
     channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.IN_STORE)
@@ -233,6 +256,7 @@ class Order(models.Model):
                 name="orders_order_placed_idx",
             ),
             models.Index(fields=["total", "id"], name="orders_order_total_idx"),
+            models.Index(fields=["number_value", "id"], name="orders_order_number_value_idx"),
             models.Index(fields=["status", "placed_at", "id"], name="orders_order_status_placed_idx"),
             models.Index(fields=["status", "id"], name="orders_order_status_id_idx"),
             models.Index(fields=["payment_status", "placed_at"], name="orders_order_paystat_idx"),

@@ -52,7 +52,7 @@ from .serializers import (
 ORDER_SORTS = {
     "placed_at": ("placed_at", False),
     "total": ("total", False),
-    "number": ("number", True),
+    "number": ("number_value", False),  # numeric: J-1000000 after J-999999
     "status": ("status", False),
 }
 CUSTOMER_SORTS = {"name": ("name", False), "created_at": ("created_at", False)}

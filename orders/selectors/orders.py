@@ -59,6 +59,7 @@ class OrderRow:
     notes: str
     created_at: datetime
     updated_at: datetime
+    number_value: int  # what `sort=number` sorts by, for the cursor
     customer: CustomerSummary | None
     items: list[OrderItemRow]
 

@@ -276,3 +276,22 @@ def test_unknown_currency_filter_is_a_400(staff_client, orders):
     response = staff_client.get(URL, {"currency": "EUR,XYZ"})
     assert response.status_code == 400
     assert response.json()["error"]["details"]["fields"] == {"currency": ["Not ISO 4217 currency codes: XYZ."]}
+
+
+def test_sort_by_number_is_numeric_past_six_digits_in_both_modes(staff_client):
+    """Numbers grow a seventh digit after J-999999; as text J-1000000 would sort before J-999999."""
+    from orders.models import Order
+
+    created = [OrderFactory(number=number) for number in ("J-1000000", "J-999998", "J-1000001", "J-999999")]
+    Order.objects.bulk_create([Order(number="J-1000002", currency="EUR")])  # bulk writers (sync) get it too
+    expected = ["J-999998", "J-999999", "J-1000000", "J-1000001", "J-1000002"]
+
+    assert _numbers(staff_client.get(URL, {"sort": "number"})) == expected
+    assert _numbers(staff_client.get(URL, {"sort": "-number"})) == expected[::-1]
+    seen, url = [], f"{URL}?sort=number&pagination=cursor&page_size=2"
+    while url:
+        body = staff_client.get(url).json()
+        seen += [row["number"] for row in body["results"]]
+        url = body["next"]
+    assert seen == expected
+    assert created[0].number_value == 1_000_000
