@@ -7,10 +7,14 @@ the `ApiKey`; `Actor.from_request(request)` then records the key as the actor.
 Failures are 401s with `WWW-Authenticate`. A malformed key, an unknown public id and a wrong secret for a known
 id all get the same answer, so nobody learns which keys exist; only the holder of a complete, correct key is
 told that it is expired, revoked, rotated or used from an address it is not allowed from.
+
+The same cache round trip judges the request against the key's per-minute rate limit (`ratelimit`, a
+sliding-window counter); the verdict rides on `request.api_key_rate` and `permissions.enforce_rate_limit` turns a
+refusal into a 429 with `Retry-After`. The verdict uses the limit on the row this process had cached: when that
+row turns out to be stale, the current row applies from the key's next request.
 """
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -25,12 +29,12 @@ from jewelia.core.exceptions import JeweliaError
 from . import tokens
 from .cache import key_lookup, key_store
 from .models import USABLE_STATUSES, ApiKey, KeyStatus
+from .ratelimit import RateDecision, window_position
 
 logger = logging.getLogger(__name__)
 
 AUTH_SCHEME = "Bearer"
 INVALID_KEY_MESSAGE = "Invalid API key."
-RATE_WINDOW_SECONDS = 60
 
 _REJECTIONS = {
     KeyStatus.EXPIRED: "This API key has expired.",
@@ -73,14 +77,6 @@ class KeyCheckUnavailable(JeweliaError):
     status_code = 503
     code = "service_unavailable"
     default_message = "API keys cannot be checked right now; retry shortly."
-
-
-@dataclass(frozen=True)
-class RateWindow:
-    """This request's place in its key's one-minute rate-limit window (epoch seconds for the window's end)."""
-
-    count: int
-    resets_at: int
 
 
 def _judge(key: ApiKey, now, ip: str | None) -> tuple[KeyStatus, bool]:
@@ -134,22 +130,24 @@ class ApiKeyAuthentication(BaseAuthentication):
         return ApiKeyPrincipal(key), key
 
     @staticmethod
-    def _admit(request, raw: str, public_id: str) -> tuple[ApiKey, KeyStatus, bool, datetime, RateWindow]:
-        """Verify the key, then count the request in one cache round trip; reload the row if it changed."""
+    def _admit(request, raw: str, public_id: str) -> tuple[ApiKey, KeyStatus, bool, datetime, RateDecision]:
+        """Verify the key, then judge and count the request in one cache round trip; reload the row if it changed."""
         key, version = key_lookup(public_id)
         # The hash of a public id never changes, so even a row cached before a change verifies correctly.
         if key is None or not tokens.matches(raw, key.key_hash):
             raise InvalidApiKey()
         now = timezone.now()
         ip = client_ip(request)
-        window = int(now.timestamp() // RATE_WINDOW_SECONDS)
+        window, elapsed_ms = window_position(now)
+        limit = key.rate_limit_per_minute
         status, accepted = _judge(key, now, ip)
         admission = key_store().admit(
             key_id=key.pk,
             public_id=key.public_id,
             version=version,
+            limit=limit,
             window=window,
-            ttl=2 * RATE_WINDOW_SECONDS,
+            elapsed_ms=elapsed_ms,
             day=now.date(),
             used=(now, ip) if accepted else None,
         )
@@ -161,7 +159,14 @@ class ApiKeyAuthentication(BaseAuthentication):
             status, accepted = _judge(key, now, ip)
             if accepted:
                 key_store().touch(key_id=key.pk, used=(now, ip))
-        return key, status, accepted, now, RateWindow(admission.count, (window + 1) * RATE_WINDOW_SECONDS)
+        rate = RateDecision(
+            limit=limit,
+            admitted=admission.admitted,
+            previous=admission.previous,
+            current=admission.current,
+            elapsed_ms=elapsed_ms,
+        )
+        return key, status, accepted, now, rate
 
     def authenticate_header(self, request):
         if presented_key(request) is not None:

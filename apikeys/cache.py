@@ -7,10 +7,11 @@ The hot path makes no database write and, in the steady state, one Redis round t
 - every change to a key stores the fresh row and bumps the key's *version* in the cache (`key_publish`); the
   request's single round trip (`admit`, a Lua script) reads that version, so a process notices a revocation on
   the very next request and reloads the row, while an unchanged key costs nothing extra;
-- the same round trip counts the request in the key's one-minute rate-limit window and in the usage
-  counters, and notes when and from where the key was last used. Errors are counted after the response
-  (`count_error`, only for 4xx/5xx). The periodic flush (`services.api_key_usage_flush`) moves usage into
-  `ApiKeyUsage` rows; a crash loses at most the counts since the last flush.
+- the same round trip judges the request against the key's rate limit (`ratelimit`: a sliding-window counter
+  over the key's counts in this and the previous one-minute window; only an admitted request is counted),
+  counts it in the usage counters, and notes when and from where the key was last used. Errors are counted
+  after the response (`count_error`, only for 4xx/5xx). The periodic flush (`services.api_key_usage_flush`)
+  moves usage into `ApiKeyUsage` rows; a crash loses at most the counts since the last flush.
 
 With Redis as the cache (production) everything shared lives in Redis, for every web process. The store uses
 one client per process on the cache's own connection pool: Django's cache API builds a new `redis.Redis`
@@ -31,6 +32,7 @@ from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
 from .models import ApiKey
+from .ratelimit import WINDOW_MS, WINDOW_SECONDS, fits
 
 _ROW = "apikeys:key:{public_id}"
 _VERSION = "apikeys:version:{public_id}"
@@ -43,10 +45,18 @@ Use = tuple[datetime, str | None]  # when and from which address a key was used
 
 @dataclass(frozen=True)
 class Admission:
-    """What the cache answered for one request: the key's current version and its count in this window."""
+    """What the cache answered for one request: the key's current version, whether the request fits the key's
+    rate limit (then it was counted in this window), and the key's counts in the previous and this window
+    (this request included when admitted)."""
 
     version: int
-    count: int
+    admitted: bool
+    previous: int
+    current: int
+
+
+# A window's counter lives until the next window ends, when it stops weighing in the estimate.
+_RATE_TTL = 2 * WINDOW_SECONDS
 
 
 # -- the key's row: process memory, then the shared cache, then the database ----------------------------------------
@@ -117,15 +127,25 @@ def _text(value) -> str:
 
 # -- Redis ---------------------------------------------------------------------------------------------------------
 
-# KEYS: version, rate window, usage hash, last-used hash.
-# ARGV: window TTL, request counter field, key id, last-used value ('' when the key is refused), expected version.
+# KEYS: version, this rate window, the previous rate window, usage hash, last-used hash.
+# ARGV: window TTL, request counter field, key id, last-used value ('' when the key is refused), expected version,
+#       rate limit, milliseconds since this window began, window length in milliseconds.
+# The admission test is `ratelimit.fits`, in integers: previous * (W - elapsed) < (limit - current) * W.
 _ADMIT_LUA = """
 local version = tonumber(redis.call('GET', KEYS[1]) or '0')
-local count = redis.call('INCR', KEYS[2])
-if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-if ARGV[4] ~= '' and version == tonumber(ARGV[5]) then redis.call('HSET', KEYS[4], ARGV[3], ARGV[4]) end
-return {version, count}
+local counts = redis.call('MGET', KEYS[2], KEYS[3])
+local current = tonumber(counts[1] or '0')
+local previous = tonumber(counts[2] or '0')
+local span = tonumber(ARGV[8])
+local admitted = 0
+if previous * (span - tonumber(ARGV[7])) < (tonumber(ARGV[6]) - current) * span then
+  current = redis.call('INCR', KEYS[2])
+  if current == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+  admitted = 1
+end
+redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+if ARGV[4] ~= '' and version == tonumber(ARGV[5]) then redis.call('HSET', KEYS[5], ARGV[3], ARGV[4]) end
+return {version, admitted, previous, current}
 """
 
 
@@ -168,18 +188,39 @@ class RedisStore:
         pipe.execute()
 
     def admit(
-        self, *, key_id: int, public_id: str, version: int, window: int, ttl: int, day: date, used: Use | None
+        self,
+        *,
+        key_id: int,
+        public_id: str,
+        version: int,
+        limit: int,
+        window: int,
+        elapsed_ms: int,
+        day: date,
+        used: Use | None,
     ) -> Admission:
-        current, count = self.admit_script(
+        current_version, admitted, previous, current = self.admit_script(
             keys=[
                 self._name(_VERSION, public_id=public_id),
                 self._name(_RATE, key_id=key_id, window=window),
+                self._name(_RATE, key_id=key_id, window=window - 1),
                 self.usage_key,
                 self.last_used_key,
             ],
-            args=[ttl, _counter_field(key_id, day, "r"), key_id, _last_used_value(used) if used else "", version],
+            args=[
+                _RATE_TTL,
+                _counter_field(key_id, day, "r"),
+                key_id,
+                _last_used_value(used) if used else "",
+                version,
+                limit,
+                elapsed_ms,
+                WINDOW_MS,
+            ],
         )
-        return Admission(version=int(current), count=int(count))
+        return Admission(
+            version=int(current_version), admitted=bool(admitted), previous=int(previous), current=int(current)
+        )
 
     def touch(self, *, key_id: int, used: Use) -> None:
         self.client.hset(self.last_used_key, str(key_id), _last_used_value(used))
@@ -235,16 +276,29 @@ class LocalStore:
             cache.set(name, cache.get(name, 0) + 1, timeout=None)
 
     def admit(
-        self, *, key_id: int, public_id: str, version: int, window: int, ttl: int, day: date, used: Use | None
+        self,
+        *,
+        key_id: int,
+        public_id: str,
+        version: int,
+        limit: int,
+        window: int,
+        elapsed_ms: int,
+        day: date,
+        used: Use | None,
     ) -> Admission:
         with _local_lock:
-            current = cache.get(_VERSION.format(public_id=public_id), 0)
-            rate = _RATE.format(key_id=key_id, window=window)
-            count = 1 if cache.add(rate, 1, timeout=ttl) else cache.incr(rate)
+            current_version = cache.get(_VERSION.format(public_id=public_id), 0)
+            rate, previous_rate = (_RATE.format(key_id=key_id, window=number) for number in (window, window - 1))
+            counts = cache.get_many([rate, previous_rate])
+            current, previous = counts.get(rate, 0), counts.get(previous_rate, 0)
+            admitted = fits(limit=limit, previous=previous, current=current, elapsed_ms=elapsed_ms)
+            if admitted:
+                current = 1 if cache.add(rate, 1, timeout=_RATE_TTL) else cache.incr(rate)
             self._add({_counter_field(key_id, day, "r"): 1})
-            if used is not None and current == version:
+            if used is not None and current_version == version:
                 self._set_last_used(key_id, used)
-        return Admission(version=current, count=count)
+        return Admission(version=current_version, admitted=admitted, previous=previous, current=current)
 
     def touch(self, *, key_id: int, used: Use) -> None:
         with _local_lock:

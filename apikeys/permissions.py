@@ -14,9 +14,6 @@ limit (429). Staff sessions (and HTTP basic for staff) are checked against Djang
 including the view permission for reads.
 """
 
-import math
-
-from django.utils import timezone
 from rest_framework import exceptions, permissions
 
 from jewelia.core.exceptions import RateLimited
@@ -57,16 +54,21 @@ class ModelPermissions(permissions.DjangoModelPermissions):
     }
 
 
-def enforce_rate_limit(request, key: ApiKey) -> None:
-    """429 when this request is over the key's per-minute limit (counted, across processes, at authentication)."""
-    window = getattr(request, "api_key_rate", None)
-    if window is None:  # not authenticated by ApiKeyAuthentication (a test's force_authenticate): nothing counted
+def enforce_rate_limit(request) -> None:
+    """429 when authentication refused this request under the key's per-minute limit (`ratelimit`).
+
+    The verdict was reached, across processes, in authentication's cache round trip; a refused request was not
+    counted. `Retry-After` is the whole seconds (at least 1) until a request would be admitted if the key sends
+    nothing meanwhile.
+    """
+    decision = getattr(request, "api_key_rate", None)
+    if decision is None:  # not authenticated by ApiKeyAuthentication (a test's force_authenticate): nothing counted
         return
-    if window.count > key.rate_limit_per_minute:
+    if not decision.admitted:
         raise RateLimited(
-            f"This API key is limited to {key.rate_limit_per_minute} requests per minute.",
-            retry_after=math.ceil(window.resets_at - timezone.now().timestamp()),
-            details={"limit_per_minute": key.rate_limit_per_minute},
+            f"This API key is limited to {decision.limit} requests per minute.",
+            retry_after=decision.retry_after,
+            details={"limit_per_minute": decision.limit},
         )
 
 
@@ -78,7 +80,7 @@ class ScopedPermission(permissions.BasePermission):
             return True
         key = request.auth if isinstance(request.auth, ApiKey) else None
         if key is not None:
-            enforce_rate_limit(request, key)
+            enforce_rate_limit(request)
         scope = required_scope(view, request)
         if scope is None:
             self.message = "This endpoint declares no scope and is closed."
