@@ -1,19 +1,26 @@
 """Routes of the webhooks app (included at /api/).
 
 - `webhooks/<integration uuid>/`: the public receiver providers deliver to (exact path, trailing slash);
+- `webhooks/providers/<provider key>/`: the public receiver of providers with one webhook URL per developer app
+  (`Provider.app_webhooks`, QuickBooks), routing each account's part of a delivery to its integration;
 - `integrations/<uuid>/webhooks[/<event id>][/replay]`: the events API, and `.../webhooks/secret` to set the
   signing secret (trailing slash optional, like the routers of the other apps).
 """
 
 from django.urls import path, re_path
 
-from webhooks.views import WebhookEventViewSet, WebhookReceiveView
+from webhooks.views import ProviderWebhookReceiveView, WebhookEventViewSet, WebhookReceiveView
 
 UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 EVENTS = rf"^integrations/(?P<integration_id>{UUID})/webhooks"
 
 urlpatterns = [
     path("webhooks/<uuid:integration_id>/", WebhookReceiveView.as_view(), name="webhook-receive"),
+    path(
+        "webhooks/providers/<slug:provider_key>/",
+        ProviderWebhookReceiveView.as_view(),
+        name="webhook-receive-provider",
+    ),
     re_path(
         rf"{EVENTS}/?$",
         WebhookEventViewSet.as_view({"get": "list", "post": "create"}),

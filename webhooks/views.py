@@ -1,7 +1,8 @@
-"""The webhook receiver (public, verified by the provider's signature) and the webhook events API.
+"""The webhook receivers (public, verified by the provider's signature) and the webhook events API.
 
-The receiver is a plain Django view, not a DRF one: it has no authentication, parsing or content negotiation
-to do, and every microsecond of the hot path is per delivery (DESIGN.md rule 8). The API views are thin:
+The receivers (per integration, and per provider app for providers with app-level webhooks) are plain Django
+views, not DRF ones: they have no authentication, parsing or content negotiation to do, and every microsecond of
+the hot path is per delivery (DESIGN.md rule 8). The API views are thin:
 input serializer -> selector/service -> output serializer; scopes `webhooks:read` / `webhooks:write`.
 """
 
@@ -19,6 +20,7 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from integrations.models import Integration
+from integrations.providers.base import Provider
 from jewelia.core.actors import Actor
 from jewelia.core.exceptions import error_response
 from webhooks import selectors, services
@@ -33,66 +35,77 @@ from webhooks.serializers import (
     WebhookEventDetailSerializer,
     WebhookEventSerializer,
 )
-from webhooks.services.receiving import IntegrationGone, Outcome
+from webhooks.services.receiving import AppReceipt, IntegrationGone, Outcome, Receipt
 
 
-# --- the receiver -----------------------------------------------------------------------------------------------------
+# --- the receivers ----------------------------------------------------------------------------------------------------
+class _Refused(Exception):
+    """A delivery answered before any service sees it (too large, wrong content type): carries the answer."""
+
+    def __init__(self, response: JsonResponse):
+        super().__init__(response.status_code)
+        self.response = response
+
+
 @method_decorator(csrf_exempt, name="dispatch")
-class WebhookReceiveView(View):
-    """`POST /api/webhooks/<integration uuid>/`: a provider's delivery.
-
-    404 unknown integration; 413 body over `WEBHOOKS_MAX_BODY_BYTES` (refused from Content-Length before
-    reading, and never more than the limit + 1 bytes read); 415 content type the provider does not send; 401
-    signature not verifiable (nothing stored); 400 authentic but unparsable (stored as failed); 200 stored or
-    duplicate.
-    """
+class _DeliveryView(View):
+    """What both receivers share, so they answer alike: public (the provider's signature is the only
+    authentication), POST only, the size and content type checked before the body is read, and every refusal in
+    the one error shape."""
 
     public_endpoint = True
     http_method_names = ["post"]
 
-    def post(self, request: HttpRequest, integration_id) -> JsonResponse:
-        target = services.webhook_target_get(integration_id=integration_id)
-        if target is None:
-            return error_response(status=404, code="not_found", message="Unknown webhook endpoint.", request=request)
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except _Refused as refused:
+            return refused.response
+
+    def read_delivery(self, request: HttpRequest, provider: Provider) -> bytes:
+        """The body, at most `WEBHOOKS_MAX_BODY_BYTES`: 413 from Content-Length before reading (and never more
+        than the limit + 1 bytes read), 415 for a content type the provider does not send."""
         limit = settings.WEBHOOKS_MAX_BODY_BYTES
         if _declared_length(request) > limit:
-            return _too_large(request, limit)
-        allowed = target.provider.webhook_content_types
+            raise _Refused(_too_large(request, limit))
+        allowed = provider.webhook_content_types
         if (request.content_type or "").lower() not in allowed:
-            return error_response(
-                status=415,
-                code="unsupported_media_type",
-                message=f"Send the webhook as {' or '.join(allowed)}.",
-                details={"expected": list(allowed)},
-                request=request,
+            raise _Refused(
+                error_response(
+                    status=415,
+                    code="unsupported_media_type",
+                    message=f"Send the webhook as {' or '.join(allowed)}.",
+                    details={"expected": list(allowed)},
+                    request=request,
+                )
             )
         body = request.read(limit + 1)  # a body without (or with a lying) Content-Length stops here too
         if len(body) > limit:
-            return _too_large(request, limit)
-        try:
-            receipt = services.delivery_accept(
-                target=target, headers=request.headers, body=body, remote_addr=request.META.get("REMOTE_ADDR", "")
-            )
-        except IntegrationGone:
-            return error_response(status=404, code="not_found", message="Unknown webhook endpoint.", request=request)
+            raise _Refused(_too_large(request, limit))
+        return body
+
+    def refuse_unaccepted(self, request: HttpRequest, receipt: Receipt | AppReceipt, *, unparsable: str) -> None:
+        """401 for a delivery whose signature could not be verified, 400 (with the message `unparsable`) for an
+        authentic one that is not an event; nothing for an accepted one."""
         if receipt.outcome == Outcome.REJECTED:
-            return error_response(
-                status=401,
-                code="invalid_signature",
-                message="The webhook signature could not be verified.",
-                request=request,
+            raise _Refused(
+                error_response(
+                    status=401,
+                    code="invalid_signature",
+                    message="The webhook signature could not be verified.",
+                    request=request,
+                )
             )
         if receipt.outcome == Outcome.UNPARSABLE:
-            return error_response(
-                status=400,
-                code="invalid_payload",
-                message="The delivery was stored, but its body cannot be read as an event.",
-                details={"reason": receipt.reason},
-                request=request,
+            raise _Refused(
+                error_response(
+                    status=400,
+                    code="invalid_payload",
+                    message=unparsable,
+                    details={"reason": receipt.reason},
+                    request=request,
+                )
             )
-        if receipt.outcome == Outcome.DUPLICATE:
-            return JsonResponse({"received": True, "duplicate": True})
-        return JsonResponse({"received": True, "status": receipt.status})
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         return error_response(
@@ -102,6 +115,71 @@ class WebhookReceiveView(View):
             request=request,
             headers={"Allow": "POST"},
         )
+
+
+class WebhookReceiveView(_DeliveryView):
+    """`POST /api/webhooks/<integration uuid>/`: a provider's delivery.
+
+    404 unknown integration; 413 body over `WEBHOOKS_MAX_BODY_BYTES` (refused from Content-Length before
+    reading, and never more than the limit + 1 bytes read); 415 content type the provider does not send; 401
+    signature not verifiable (nothing stored); 400 authentic but unparsable (stored as failed); 200 stored or
+    duplicate.
+    """
+
+    def post(self, request: HttpRequest, integration_id) -> JsonResponse:
+        target = services.webhook_target_get(integration_id=integration_id)
+        if target is None:
+            return _not_found(request)
+        body = self.read_delivery(request, target.provider)
+        try:
+            receipt = services.delivery_accept(
+                target=target, headers=request.headers, body=body, remote_addr=request.META.get("REMOTE_ADDR", "")
+            )
+        except IntegrationGone:
+            return _not_found(request)
+        self.refuse_unaccepted(
+            request, receipt, unparsable="The delivery was stored, but its body cannot be read as an event."
+        )
+        if receipt.outcome == Outcome.DUPLICATE:
+            return JsonResponse({"received": True, "duplicate": True})
+        return JsonResponse({"received": True, "status": receipt.status})
+
+
+class ProviderWebhookReceiveView(_DeliveryView):
+    """`POST /api/webhooks/providers/<provider key>/`: a delivery to a provider's app-level URL (one per developer
+    app, for every connected account: QuickBooks), verified with the app's secrets.
+
+    The same 404/413/415/401 answers as the per-integration receiver (404: no provider with app-level webhooks has
+    this key; 401 also when no app secret is configured); 400 authentic but unparsable (nothing stored: no
+    integration owns it). Otherwise 200 with how many parts (one per account) were `stored` (of which `held`),
+    `duplicate` or `unrouted` (an account no integration is connected to: not stored, since the provider would
+    retry a non-2xx answer for days).
+    """
+
+    def post(self, request: HttpRequest, provider_key: str) -> JsonResponse:
+        provider = services.app_webhook_provider_get(provider_key=provider_key)
+        if provider is None:
+            return _not_found(request)
+        body = self.read_delivery(request, provider)
+        receipt = services.app_delivery_accept(
+            provider=provider, headers=request.headers, body=body, remote_addr=request.META.get("REMOTE_ADDR", "")
+        )
+        self.refuse_unaccepted(
+            request, receipt, unparsable="The delivery's body cannot be read as events; nothing was stored."
+        )
+        return JsonResponse(
+            {
+                "received": True,
+                "stored": receipt.stored,
+                "held": receipt.held,
+                "duplicate": receipt.duplicate,
+                "unrouted": receipt.unrouted,
+            }
+        )
+
+
+def _not_found(request: HttpRequest) -> JsonResponse:
+    return error_response(status=404, code="not_found", message="Unknown webhook endpoint.", request=request)
 
 
 def _declared_length(request: HttpRequest) -> int:

@@ -388,6 +388,43 @@ class Provider:
         subclasses when it had to call the provider and that failed."""
         return {}
 
+    # --- app-level webhooks (`app_webhooks`) ------------------------------------------------------------------
+    # Some providers (QuickBooks) have one webhook URL and one signing secret per developer app, not per connected
+    # account, and one delivery may carry changes of several accounts. Such a provider sets `app_webhooks` and
+    # the setting holding its secrets; the provider-level receiver (`/api/webhooks/providers/<key>/`) verifies
+    # with those, splits a delivery per account and stores each part for the integration connected to that
+    # account. (Added with the provider-level receiver; additive, the per-integration receiver is unchanged.)
+    app_webhooks: ClassVar[bool] = False
+    app_webhook_secrets_setting: ClassVar[str] = ""  # a list setting: the current secret first, then older ones
+
+    def app_webhook_secrets(self) -> list[str]:
+        """The app-level signing secrets, in order, from the setting named by `app_webhook_secrets_setting` (a
+        list, or comma-separated text). Returns an empty list when none is set: the provider-level receiver then
+        refuses every delivery (fail closed). Raises nothing."""
+        if not self.app_webhook_secrets_setting:
+            return []
+        from django.conf import settings
+
+        value = getattr(settings, self.app_webhook_secrets_setting, None) or []
+        items = value.split(",") if isinstance(value, str) else value
+        return list(dict.fromkeys(s.strip() for s in items if isinstance(s, str) and s.strip()))
+
+    def integration_account_id(self, config: Mapping[str, Any]) -> str:
+        """The provider account (tenant) an integration is connected to, read from its validated config, or ""
+        when it is not connected to one yet. Provider-level deliveries are routed by it. Raises nothing."""
+        return ""
+
+    def split_webhook_by_account(self, event: InboundEvent) -> list[InboundEvent]:
+        """Split a parsed delivery into one event per account it carries changes for, in first-seen order; each
+        is stored as it would be had it come alone (its own de-duplication id). The default returns the delivery
+        as it is. Raises `ValueError` like `parse_webhook` for a delivery that cannot be split."""
+        return [event]
+
+    def webhook_account_id(self, event: InboundEvent) -> str:
+        """The account one event from `split_webhook_by_account` belongs to, comparable with
+        `integration_account_id`. Raises `ValueError` when the event names no single account."""
+        raise NotImplementedError
+
     def refresh_credentials(self, connection: Connection) -> dict[str, Any] | None:
         """Obtain fresh credentials (client-credentials grant, OAuth refresh). Called once on a 401 and before
         a known expiry, under a per-integration lock. Returns the new credentials (also passed to
@@ -414,6 +451,10 @@ def validate_provider_class(provider: type[Provider]) -> None:
     for attr in ("key", "name", "category", "auth_kind"):
         if not getattr(provider, attr, None):
             raise TypeError(f"{provider.__name__} must set {attr}")
+    if provider.app_webhooks and not (
+        Capability.WEBHOOKS in provider.capabilities and provider.app_webhook_secrets_setting
+    ):
+        raise TypeError(f"{provider.__name__} has app-level webhooks: it needs WEBHOOKS and a secrets setting")
     names = [resource.name for resource in provider.resources]
     if len(names) != len(set(names)):
         raise TypeError(f"{provider.__name__} declares a resource twice")

@@ -255,6 +255,10 @@ CELERY_BEAT_SCHEDULE["apikeys.notify_expiring"] = {"task": "apikeys.notify_expir
 # (developer.intuit.com > Keys & credentials; development keys for sandbox companies).
 QUICKBOOKS_CLIENT_ID = env.str("QUICKBOOKS_CLIENT_ID", default="")
 QUICKBOOKS_CLIENT_SECRET = env.str("QUICKBOOKS_CLIENT_SECRET", default="")
+# The Intuit app's webhook verifier token(s) (developer portal > Webhooks > Show token; not the client secret), for
+# the app-level receiver POST /api/webhooks/providers/quickbooks/: the current one first, then the one it replaced
+# while both may sign. Empty: every app-level delivery is refused (401).
+QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS = env.list("QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS", default=[])
 # Token-response fields stating the refresh token's hard expiry: Intuit announced one (Nov 2025) but its name is
 # unconfirmed. A number is seconds from now, a string an ISO time. Empty: only x_refresh_token_expires_in is read.
 QUICKBOOKS_REFRESH_TOKEN_EXPIRY_FIELDS = env.list("QUICKBOOKS_REFRESH_TOKEN_EXPIRY_FIELDS", default=[])

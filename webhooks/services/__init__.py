@@ -1,6 +1,6 @@
 """Writes of the webhooks app. Import from here: `from webhooks.services import webhook_events_release_held`.
 
-- `receiving`: the receiver's hot path (verify, parse, store once, nudge);
+- `receiving`: the receivers' hot path (verify, parse, store once, nudge), per integration and per provider app;
 - `processing`: claiming, handling through the provider and the sync engine's writers, retries, the sweeper;
 - `inbox`: hand-made events, replays, held events, webhook secrets, pruning, the counters flush.
 """
@@ -21,9 +21,16 @@ from webhooks.services.processing import (
     webhook_events_drain,
     webhook_events_sweep,
 )
-from webhooks.services.receiving import delivery_accept, webhook_target_get
+from webhooks.services.receiving import (
+    app_delivery_accept,
+    app_webhook_provider_get,
+    delivery_accept,
+    webhook_target_get,
+)
 
 __all__ = [
+    "app_delivery_accept",
+    "app_webhook_provider_get",
     "delivery_accept",
     "drain_nudge",
     "webhook_counters_flush",

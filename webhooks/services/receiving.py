@@ -6,6 +6,11 @@ read), the provider's HMAC check on the raw bytes, one JSON parse, one `INSERT .
 costs a cache round trip at most twice a second per process. Processing is never started per request: a drain
 task claims stored events in batches (DESIGN.md rule 1: the row is the truth, the broker only a nudge). Nothing
 here calls a provider.
+
+Two doors share the storing path (`_event_store`): the per-integration receiver (`delivery_accept`, the
+integration's own secret) and the provider-level one (`app_delivery_accept`) for providers with one webhook URL
+and secret per developer app (`Provider.app_webhooks`, QuickBooks): verified with the app's secrets, split per
+account, each part stored for the integration connected to that account.
 """
 
 from __future__ import annotations
@@ -188,6 +193,16 @@ def delivery_accept(*, target: Target, headers: Mapping[str, str], body: bytes, 
         )
         return Receipt(Outcome.UNPARSABLE, status=WebhookEventStatus.FAILED, reason=reason)
 
+    receipt = _event_store(target, event, headers=headers, body=body, now=now)
+    if receipt.status == WebhookEventStatus.PENDING:
+        _nudge_after_commit()
+    return receipt
+
+
+def _event_store(target: Target, event: InboundEvent, *, headers, body: bytes, now) -> Receipt:
+    """Store one authentic event for `target`: `held` while its integration is not active, else `pending`; a
+    duplicate (counted, nothing written) when (integration, provider event id) exists. The caller nudges
+    processing. Raises `IntegrationGone`."""
     status = WebhookEventStatus.HELD if target.holds else WebhookEventStatus.PENDING
     stored = event_insert(
         _event_values(target, event, headers=headers, body=body, status=status, now=now), fields=DELIVERY_FIELDS
@@ -195,11 +210,150 @@ def delivery_accept(*, target: Target, headers: Mapping[str, str], body: bytes, 
     if stored is None:
         _count(target, counters.DUPLICATES, now)
         return Receipt(Outcome.DUPLICATE)
-    if status == WebhookEventStatus.PENDING:
-        from webhooks.services.processing import drain_nudge
-
-        transaction.on_commit(drain_nudge)
     return Receipt(Outcome.STORED, status=status)
+
+
+def _nudge_after_commit() -> None:
+    from webhooks.services.processing import drain_nudge
+
+    transaction.on_commit(drain_nudge)
+
+
+# --- the provider-level receiver -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AppReceipt:
+    """What became of a provider-level delivery: counts of its parts (one per account) when it was accepted."""
+
+    outcome: Outcome  # STORED (accepted, whatever became of its parts), REJECTED or UNPARSABLE
+    stored: int = 0  # parts stored as new events (pending or held)
+    held: int = 0  # of those, how many wait for a paused (draft, disconnected) integration
+    duplicate: int = 0  # parts whose event the integration has already
+    unrouted: int = 0  # parts for an account no integration is connected to: not stored
+    reason: str = ""
+
+
+def app_webhook_provider_get(*, provider_key: str) -> Provider | None:
+    """The provider behind a provider-level receiver URL, or None when no provider with app-level webhooks has
+    this key."""
+    try:
+        provider = registry.get_provider(provider_key)
+    except KeyError:
+        return None
+    if not (provider.app_webhooks and provider.has(Capability.WEBHOOKS)):
+        return None
+    return provider
+
+
+# Which integration an account's deliveries go to when several of a provider are connected to it (a company
+# reconnected as a new integration beside the old row): the active one, else one in error, else one that holds its
+# events; among equals the newest.
+_ROUTING_ORDER = {
+    IntegrationStatus.ACTIVE: 0,
+    IntegrationStatus.ERROR: 1,
+    IntegrationStatus.PAUSED: 2,
+    IntegrationStatus.DRAFT: 3,
+    IntegrationStatus.DISCONNECTED: 4,
+}
+# Account id -> integration, per provider and process, for WEBHOOKS_TARGET_CACHE_SECONDS (as `_TARGETS`). A company
+# connected inside that window has its first changes counted unrouted; its next sync reads them.
+_ACCOUNT_TARGETS: dict[str, tuple[float, dict[str, Target]]] = {}
+
+
+def account_targets_get(*, provider: Provider) -> dict[str, Target]:
+    """Account id -> the integration of `provider` that receives that account's app-level deliveries: one query
+    for the provider's integrations (one per connected account, a handful), whatever the delivery carries."""
+    ttl = settings.WEBHOOKS_TARGET_CACHE_SECONDS
+    cached = _ACCOUNT_TARGETS.get(provider.key)
+    if cached is not None and time.monotonic() - cached[0] < ttl:
+        return cached[1]
+    rows = (
+        Integration.objects.filter(provider=provider.key)
+        .order_by("-created_at", "-pk")
+        .values_list("pk", "status", "config")
+    )
+    targets: dict[str, Target] = {}
+    for pk, status, config in rows:
+        account_id = provider.integration_account_id(config if isinstance(config, Mapping) else {})
+        if not account_id:
+            continue
+        current = targets.get(account_id)
+        rank = _ROUTING_ORDER.get(status, len(_ROUTING_ORDER))
+        if current is None or rank < _ROUTING_ORDER.get(current.status, len(_ROUTING_ORDER)):
+            # The app's secrets verify these deliveries: the integration's own credentials are not needed.
+            targets[account_id] = Target(str(pk), provider, status, credentials_encrypted="")
+    if ttl > 0:
+        _ACCOUNT_TARGETS[provider.key] = (time.monotonic(), targets)
+    return targets
+
+
+def app_delivery_accept(
+    *, provider: Provider, headers: Mapping[str, str], body: bytes, remote_addr: str = ""
+) -> AppReceipt:
+    """Verify a delivery to a provider's app-level URL with the app's secrets, split it per account and store each
+    part for the integration connected to that account, exactly as `delivery_accept` stores an event (one
+    de-duplicating insert, held for a paused integration, duplicates counted, one processing nudge).
+
+    Rejected (no app secret configured, bad signature): nothing stored, one security log line a minute. Authentic
+    but unparsable: nothing stored (no integration owns the delivery yet), logged with the reason and the body's
+    hash. A part for an account no integration is connected to is not stored: one log line with the account id,
+    and it is counted as unrouted. Intuit retries anything but a 2xx for days, and an unknown company's changes
+    will never become routable by retrying.
+    """
+    now = timezone.now()
+    endpoint = f"the {provider.key} app-level endpoint"
+    secrets = provider.app_webhook_secrets()
+    if not secrets:
+        reason = f"no app-level webhook secret is configured ({provider.app_webhook_secrets_setting})"
+        _security_log(endpoint, reason, remote_addr)
+        return AppReceipt(Outcome.REJECTED, reason=reason)
+    try:
+        provider.verify_webhook(headers=headers, body=body, secrets=secrets, now=now)
+    except WebhookSignatureError as exc:
+        reason = str(exc) or "invalid signature"
+        _security_log(endpoint, reason, remote_addr)
+        return AppReceipt(Outcome.REJECTED, reason=reason)
+
+    try:
+        delivery = provider.parse_webhook(headers=headers, body=body)
+        parts = [(provider.webhook_account_id(part), part) for part in provider.split_webhook_by_account(delivery)]
+    except ValueError as exc:
+        reason = str(exc)[:500] or "the body cannot be parsed"
+        logger.error(
+            "%s: an authentic delivery cannot be parsed and is not stored (sha256 %s, %d bytes): %s",
+            endpoint,
+            hashlib.sha256(body).hexdigest(),
+            len(body),
+            reason,
+        )
+        return AppReceipt(Outcome.UNPARSABLE, reason=reason)
+
+    targets = account_targets_get(provider=provider)
+    counts = {"stored": 0, "held": 0, "duplicate": 0, "unrouted": 0}
+    for account_id, part in parts:
+        target = targets.get(account_id)
+        receipt = None
+        if target is not None:
+            try:
+                receipt = _event_store(target, part, headers=headers, body=body, now=now)
+            except IntegrationGone:
+                receipt = None
+        if receipt is None:
+            counts["unrouted"] += 1
+            logger.warning(
+                "%s: event %s is for account %s, which no integration is connected to; not stored",
+                endpoint,
+                part.event_id,
+                account_id,
+            )
+        elif receipt.outcome == Outcome.DUPLICATE:
+            counts["duplicate"] += 1
+        else:
+            counts["stored"] += 1
+            if receipt.status == WebhookEventStatus.HELD:
+                counts["held"] += 1
+    if counts["stored"] > counts["held"]:
+        _nudge_after_commit()
+    return AppReceipt(Outcome.STORED, **counts)
 
 
 def _event_values(target: Target, event: InboundEvent, *, headers, body: bytes, status: str, now) -> dict[str, Any]:
@@ -308,7 +462,7 @@ def _default_literal(field) -> str:
 
 def _reject(target: Target, reason: str, remote_addr: str, now) -> Receipt:
     _count(target, counters.REJECTED, now)
-    _security_log(target.integration_id, reason, remote_addr)
+    _security_log(f"integration {target.integration_id}", reason, remote_addr)
     return Receipt(Outcome.REJECTED, reason=reason)
 
 
@@ -319,24 +473,24 @@ def _count(target: Target, kind: str, now) -> None:
         logger.warning("integration %s: could not count a %s delivery", target.integration_id, kind, exc_info=True)
 
 
-# One security log line per integration per minute and process: a flood of forgeries must not flood the logs
-# either. The counter still counts every one.
+# One security log line per receiver URL (an integration, or a provider's app-level URL) per minute and process: a
+# flood of forgeries must not flood the logs either. The counter still counts every one sent to an integration.
 _SECURITY_LOG_SECONDS = 60.0
 _last_security_log: dict[str, float] = {}
 
 
-def _security_log(integration_id: str, reason: str, remote_addr: str) -> None:
+def _security_log(endpoint: str, reason: str, remote_addr: str) -> None:
     now = time.monotonic()
-    last = _last_security_log.get(integration_id)
+    last = _last_security_log.get(endpoint)
     if last is not None and now - last < _SECURITY_LOG_SECONDS:
         return
     if len(_last_security_log) > 10_000:
         _last_security_log.clear()
-    _last_security_log[integration_id] = now
+    _last_security_log[endpoint] = now
     security_logger.warning(
-        "webhook delivery rejected for integration %s from %s: %s (further rejections for this integration in "
-        "the next %d s are counted, not logged)",
-        integration_id,
+        "webhook delivery rejected for %s from %s: %s (further rejections for this endpoint in the next %d s are "
+        "not logged)",
+        endpoint,
         remote_addr or "unknown address",
         reason,
         int(_SECURITY_LOG_SECONDS),

@@ -20,6 +20,7 @@ def _no_hot_path_caches(settings):
     settings.WEBHOOKS_TARGET_CACHE_SECONDS = 0
     settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS = 0
     receiving._TARGETS.clear()
+    receiving._ACCOUNT_TARGETS.clear()
     processing._drain_due_since = float("-inf")
 
 

@@ -26,7 +26,8 @@ in the pass, instead of shifting every later row one place and making an offset 
 **Push** (`push.py`): customers (Customer), items (ProductRecord -> Item), and orders as invoices or sales
 receipts (`invoices`, `sales_receipts`), with `requestid` idempotency and `SyncToken` updates.
 
-**Webhooks**: `webhooks.py`.
+**Webhooks**: `webhooks.py`. App-level: one URL and verifier token for every connected company, each delivery
+routed to integrations by realmId (`app_webhooks`).
 """
 
 from __future__ import annotations
@@ -381,6 +382,21 @@ class QuickBooksProvider(Provider):
     def split_webhook(self, event: InboundEvent) -> list[InboundEvent]:
         """One event per entity change of a delivery (see `webhooks.py`, "One delivery, many changes")."""
         return qb_webhooks.split(event)
+
+    # One webhook URL and verifier token per Intuit app, for every connected company (sheet §6; `webhooks.py`,
+    # "Realms"): the provider-level receiver routes each company's changes by realmId.
+    app_webhooks = True
+    app_webhook_secrets_setting = "QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS"
+
+    def integration_account_id(self, config: Mapping[str, Any]) -> str:
+        """The company (realmId) the OAuth callback stored in config as `realm_id`."""
+        return str(config.get("realm_id") or "").strip()
+
+    def split_webhook_by_account(self, event: InboundEvent) -> list[InboundEvent]:
+        return qb_webhooks.split_by_realm(event)
+
+    def webhook_account_id(self, event: InboundEvent) -> str:
+        return qb_webhooks.realm_of(event)
 
     def webhook_handlers(self) -> dict[str, Callable[[InboundEvent, Connection], WebhookOutcome]]:
         handle = qb_webhooks.handler(client_factory=self.client, fetch=self._read, transform=self.transform)

@@ -32,8 +32,13 @@ change's key and type), which is what de-duplication by CloudEvents id needs whe
 across retries. The handler is the same function for every type, so an unsplit delivery is processed correctly
 too (handlers are idempotent: they read current state, and the writers never let an older version win).
 
-**Realms.** Intuit has one webhook URL per app and environment; a delivery can carry changes of several
-companies. The handler only touches changes whose realm is the integration's `realm_id` and notes the others.
+**Realms.** Intuit has one webhook URL and one verifier token per app and environment; a delivery can carry
+changes of several companies. The provider-level receiver (`POST /api/webhooks/providers/quickbooks/`, verified
+with `QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS`) splits a delivery per realm (`split_by_realm`: one event per company,
+made by `delivery_event` exactly as if that company's changes had come alone, so its id is the one the
+per-integration URL would store) and stores each part for the integration whose config `realm_id` is that realm.
+The handler still only touches changes whose realm is the integration's `realm_id` and notes the others, which
+matters for a delivery to a per-integration URL.
 """
 
 from __future__ import annotations
@@ -214,6 +219,27 @@ def split(event: InboundEvent) -> list[InboundEvent]:
     payload = event.payload if isinstance(event.payload, Mapping) else {}
     changes = payload.get("changes") or []
     return [delivery_event(str(payload.get("format", "")), [change]) for change in changes]
+
+
+def split_by_realm(event: InboundEvent) -> list[InboundEvent]:
+    """One event per company (realm) of a delivery, in first-seen order, each carrying that company's changes
+    in their order (a one-realm delivery comes back as an equal event)."""
+    payload = event.payload if isinstance(event.payload, Mapping) else {}
+    by_realm: dict[str, list[dict[str, Any]]] = {}
+    for change in payload.get("changes") or []:
+        by_realm.setdefault(str(change["realm_id"]), []).append(change)
+    return [delivery_event(str(payload.get("format", "")), changes) for changes in by_realm.values()]
+
+
+def realm_of(event: InboundEvent) -> str:
+    """The one company (realm) all changes of `event` belong to."""
+    payload = event.payload if isinstance(event.payload, Mapping) else {}
+    realms = {
+        str(change.get("realm_id") or "") for change in payload.get("changes") or [] if isinstance(change, Mapping)
+    }
+    if len(realms) != 1 or "" in realms:
+        raise ValueError(f"event {event.event_id} does not belong to exactly one company: {sorted(realms)}")
+    return realms.pop()
 
 
 # --- handling ---------------------------------------------------------------------------------------------------------

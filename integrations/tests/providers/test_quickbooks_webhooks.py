@@ -1,5 +1,6 @@
 """QuickBooks webhooks: the fact sheet's signature vectors in both formats, parsing of legacy and CloudEvents bodies
-into changes, one delivery with many changes, and the handler that reads each changed entity from the sandbox
+into changes, one delivery with many changes, the handler that reads each changed entity from the sandbox, and the
+app-level hooks (verifier tokens from settings, a delivery split per company, routing by realmId)
 (`shared/providers/quickbooks.md` §6, §8)."""
 
 import hashlib
@@ -316,3 +317,109 @@ def test_the_sandbox_delivers_signed_bodies_the_provider_accepts(provider, qb_sa
     event = provider.parse_webhook(headers=captured["headers"], body=captured["body"])
     assert [c["entity_id"] for c in event.payload["changes"]] == [c["id"] for c in qb_sandbox.changes[:3]]
     assert json.loads(captured["body"])["eventNotifications"][0]["realmId"] == qb_sandbox.realm_id
+
+
+# --- app-level webhooks: one URL and verifier token for every connected company ---------------------------------------
+
+
+def test_quickbooks_declares_app_level_webhooks_verified_with_the_verifier_tokens_setting(provider, settings):
+    settings.QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS = ["token-next", "token-current"]
+
+    assert provider.app_webhooks is True
+    assert provider.app_webhook_secrets() == ["token-next", "token-current"]
+
+
+@pytest.mark.parametrize(
+    ("value", "secrets"),
+    [([], []), (["", " "], []), ("token-a, token-b", ["token-a", "token-b"]), (["same", "same"], ["same"])],
+)
+def test_the_app_level_secrets_ignore_blanks_and_repeats(provider, settings, value, secrets):
+    settings.QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS = value
+
+    assert provider.app_webhook_secrets() == secrets
+
+
+def test_an_integration_s_account_is_the_realm_id_the_oauth_callback_stored(provider):
+    config = provider.oauth_callback_extras({"realmId": "1185883450", "code": "x", "state": "y"})
+
+    assert provider.integration_account_id(config) == "1185883450"
+    assert provider.integration_account_id({}) == ""
+
+
+def _mixed_delivery(provider):
+    changes = [
+        {"realm_id": "1", "name": "Invoice", "id": "7", "operation": "Update", "last_updated": "2026-01-01T10:00:00Z"},
+        {"realm_id": "2", "name": "Customer", "id": "3", "operation": "Create", "last_updated": "2026-01-01T10:00:01Z"},
+        {"realm_id": "1", "name": "Payment", "id": "9", "operation": "Create", "last_updated": "2026-01-01T10:00:02Z"},
+    ]
+    return changes, provider.parse_webhook(headers={}, body=signing.encode(signing.intuit_legacy_payload(changes)))
+
+
+def test_split_by_account_makes_one_event_per_company_in_first_seen_order(provider):
+    _, delivery = _mixed_delivery(provider)
+
+    parts = provider.split_webhook_by_account(delivery)
+
+    assert [provider.webhook_account_id(part) for part in parts] == ["1", "2"]
+    assert [[c["entity_id"] for c in part.payload["changes"]] for part in parts] == [["7", "9"], ["3"]]
+    assert [part.event_type for part in parts] == [webhooks.BATCH_TYPE, "qbo.customer.created.v1"]
+    assert {part.payload["format"] for part in parts} == {"legacy"}
+
+
+def test_each_company_s_part_is_the_event_its_changes_alone_would_have_been(provider):
+    changes, delivery = _mixed_delivery(provider)
+    alone = [[changes[0], changes[2]], [changes[1]]]
+
+    parts = provider.split_webhook_by_account(delivery)
+
+    for part, company_changes in zip(parts, alone, strict=True):
+        single = provider.parse_webhook(headers={}, body=signing.encode(signing.intuit_legacy_payload(company_changes)))
+        assert (part.event_id, part.event_type, part.payload, part.occurred_at) == (
+            single.event_id,
+            single.event_type,
+            single.payload,
+            single.occurred_at,
+        )
+
+
+def test_a_one_company_delivery_splits_into_itself(provider):
+    delivery = provider.parse_webhook(headers={}, body=CLOUDEVENTS_BODY)
+
+    [part] = provider.split_webhook_by_account(delivery)
+
+    assert (part.event_id, part.payload) == (delivery.event_id, delivery.payload)
+    assert provider.webhook_account_id(part) == "310687"
+
+
+def test_an_event_of_several_companies_has_no_single_account(provider):
+    _, delivery = _mixed_delivery(provider)
+
+    with pytest.raises(ValueError, match="exactly one company"):
+        provider.webhook_account_id(delivery)
+
+
+def test_a_split_part_is_handled_for_its_own_company_without_notes(provider, qb_sandbox):
+    connection = qb_connect(provider, qb_sandbox)
+    created = qb_sandbox.create("Customer", {"DisplayName": "Rosalind Franklin"})
+    events = [
+        signing.intuit_cloudevent(realm_id="999", entity="Customer", entity_id="58", event_id="other"),
+        signing.intuit_cloudevent(realm_id=qb_sandbox.realm_id, entity="Customer", entity_id=created["Id"]),
+    ]
+    delivery = provider.parse_webhook(headers={}, body=signing.encode(events))
+    [own] = [p for p in provider.split_webhook_by_account(delivery) if provider.webhook_account_id(p) != "999"]
+
+    outcome = handle(provider, own, connection)
+
+    assert outcome.note == ""
+    assert [r.external_id for r in outcome.records] == [created["Id"]]
+
+
+def test_a_provider_with_app_level_webhooks_must_name_its_secrets_setting():
+    from integrations.providers.base import validate_provider_class
+    from integrations.providers.quickbooks.provider import QuickBooksProvider
+
+    class WithoutSetting(QuickBooksProvider):
+        app_webhook_secrets_setting = ""
+
+    with pytest.raises(TypeError, match="app-level webhooks"):
+        validate_provider_class(WithoutSetting)
