@@ -55,7 +55,14 @@ def webhook_event_get(*, integration: Integration, event_id: int) -> WebhookEven
 
 
 def webhook_secret_configured(*, integration: Integration, now: datetime | None = None) -> bool:
-    """Whether deliveries to this integration can be verified at all (without a secret they are all refused)."""
+    """Whether deliveries for this integration can be verified at all (without a secret they are all refused):
+    its own secret, or, for a provider with app-level webhooks (QuickBooks), the app's secret setting."""
+    try:
+        provider = registry.get_provider(integration.provider)
+    except KeyError:
+        provider = None
+    if provider is not None and provider.app_webhooks and provider.app_webhook_secrets():
+        return True
     try:
         credentials = crypto.decrypt_json(integration.credentials_encrypted)
     except crypto.DecryptionError:

@@ -13,3 +13,7 @@ INTEGRATIONS_ALLOWED_LOCAL_HOSTS = env.list("INTEGRATIONS_ALLOWED_LOCAL_HOSTS", 
 # refresh and reconnect locally. Production reads the real app's id and secret from the environment.
 QUICKBOOKS_CLIENT_ID = env.str("QUICKBOOKS_CLIENT_ID", default="ABsandboxJeweliaQuickBooksClientId00000000000000")
 QUICKBOOKS_CLIENT_SECRET = env.str("QUICKBOOKS_CLIENT_SECRET", default="sandbox-quickbooks-client-secret-0000000000")
+# and its webhook verifier token, for the app-level receiver POST /api/webhooks/providers/quickbooks/.
+QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS = env.list(
+    "QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS", default=["sandbox-intuit-verifier-token-000000000000"]
+)

@@ -341,3 +341,13 @@ def test_get_is_refused_with_405(client):
 
     _error(response, 405, "method_not_allowed")
     assert response["Allow"] == "POST"
+
+
+def test_health_counts_the_app_token_as_the_secret_of_app_level_integrations(company_a, settings):
+    """A QuickBooks integration needs no secret of its own when the app's verifier token is set: health must not
+    say every delivery is refused."""
+    from webhooks.selectors import webhook_secret_configured
+
+    assert webhook_secret_configured(integration=company_a) is True
+    settings.QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS = []
+    assert webhook_secret_configured(integration=company_a) is False
