@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from integrations.models import Integration
 from integrations.providers.base import Provider
 from jewelia.core.actors import Actor
-from jewelia.core.exceptions import error_response
+from jewelia.core.exceptions import error_response, payload_too_large_response
 from webhooks import selectors, services
 from webhooks.models import WebhookEvent
 from webhooks.serializers import (
@@ -67,7 +67,7 @@ class _DeliveryView(View):
         than the limit + 1 bytes read), 415 for a content type the provider does not send."""
         limit = settings.WEBHOOKS_MAX_BODY_BYTES
         if _declared_length(request) > limit:
-            raise _Refused(_too_large(request, limit))
+            raise _Refused(payload_too_large_response(request=request, limit=limit, what="Webhook bodies"))
         allowed = provider.webhook_content_types
         if (request.content_type or "").lower() not in allowed:
             raise _Refused(
@@ -81,7 +81,7 @@ class _DeliveryView(View):
             )
         body = request.read(limit + 1)  # a body without (or with a lying) Content-Length stops here too
         if len(body) > limit:
-            raise _Refused(_too_large(request, limit))
+            raise _Refused(payload_too_large_response(request=request, limit=limit, what="Webhook bodies"))
         return body
 
     def refuse_unaccepted(self, request: HttpRequest, receipt: Receipt | AppReceipt, *, unparsable: str) -> None:
@@ -187,16 +187,6 @@ def _declared_length(request: HttpRequest) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
-
-
-def _too_large(request: HttpRequest, limit: int) -> JsonResponse:
-    return error_response(
-        status=413,
-        code="payload_too_large",
-        message=f"Webhook bodies are limited to {limit} bytes.",
-        details={"limit_bytes": limit},
-        request=request,
-    )
 
 
 # --- the events API ---------------------------------------------------------------------------------------------------

@@ -85,6 +85,17 @@ def error_response(*, status: int, code: str, message: str, details: dict | None
     return response
 
 
+def payload_too_large_response(*, request, limit: int, what: str = "Request bodies"):
+    """413 in the error shape, naming the limit (the API's body-size middleware and the webhook receivers)."""
+    return error_response(
+        status=413,
+        code="payload_too_large",
+        message=f"{what} are limited to {limit} bytes.",
+        details={"limit_bytes": limit},
+        request=request,
+    )
+
+
 _DRF_CODES = {
     drf_exceptions.ParseError: "parse_error",
     drf_exceptions.AuthenticationFailed: "authentication_failed",

@@ -3,7 +3,7 @@ import io
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 
-from .exceptions import error_response
+from .exceptions import payload_too_large_response
 from .logging import new_request_id, reset_request_id, set_request_id
 
 
@@ -45,11 +45,11 @@ class ApiBodySizeLimitMiddleware:
         if _is_unsized_stream(request.META):
             body = request.META["wsgi.input"].read(limit + 1)
             if len(body) > limit:
-                return _too_large(request, limit)
+                return payload_too_large_response(request=request, limit=limit)
             request.META["CONTENT_LENGTH"] = str(len(body))
             request._stream = LimitedStream(io.BytesIO(body), len(body))
         elif request.path.startswith("/api/") and not webhook and _declared_length(request.META) > limit:
-            return _too_large(request, limit)
+            return payload_too_large_response(request=request, limit=limit)
         return self.get_response(request)
 
 
@@ -67,13 +67,3 @@ def _declared_length(meta) -> int:
         return int(meta.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
-
-
-def _too_large(request, limit: int):
-    return error_response(
-        status=413,
-        code="payload_too_large",
-        message=f"Request body is larger than the {limit}-byte limit.",
-        details={"limit_bytes": limit},
-        request=request,
-    )
