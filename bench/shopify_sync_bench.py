@@ -203,10 +203,12 @@ def _raw_write_batch(cursor, integration_id: str, batch: dict, content_type_ids:
            RETURNING id, lower(email)""",
     )
     customer_ids = {email: pk for pk, email in returned}
-    orders = [(o[0], o[1], customer_ids.get(o[2]), *o[3:], NOW, NOW) for o in batch["orders"]]
+    # number_value: the number's digits, as the model's field derives it (what sort=number sorts by).
+    orders = [(o[0], int(o[0][2:]), o[1], customer_ids.get(o[2]), *o[3:], NOW, NOW) for o in batch["orders"]]
     returned = upsert_rows(
         cursor,
-        """INSERT INTO orders_order (number, external_reference, customer_id, channel, status, payment_status,
+        """INSERT INTO orders_order (number, number_value, external_reference, customer_id, channel, status,
+               payment_status,
                fulfillment_status, currency, subtotal, discount_total, tax_total, shipping_total, total,
                placed_at, notes, source_updated_at, created_at, updated_at)""",
         orders,
