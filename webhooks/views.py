@@ -150,10 +150,10 @@ class ProviderWebhookReceiveView(_DeliveryView):
     app, for every connected account: QuickBooks), verified with the app's secrets.
 
     The same 404/413/415/401 answers as the per-integration receiver (404: no provider with app-level webhooks has
-    this key; 401 also when no app secret is configured); 400 authentic but unparsable (nothing stored: no
-    integration owns it). Otherwise 200 with how many parts (one per account) were `stored` (of which `held`),
-    `duplicate` or `unrouted` (an account no integration is connected to: not stored, since the provider would
-    retry a non-2xx answer for days).
+    this key; 401 also when no app secret is configured); 400 authentic but unparsable (stored as failed for every
+    integration connected through the app: whose it is cannot be told). Otherwise 200 with how many parts (one
+    per account) were `stored` (of which `held`), `duplicate` or `unrouted` (an account no integration is
+    connected to: not stored, since the provider would retry a non-2xx answer for days).
     """
 
     def post(self, request: HttpRequest, provider_key: str) -> JsonResponse:
@@ -165,7 +165,10 @@ class ProviderWebhookReceiveView(_DeliveryView):
             provider=provider, headers=request.headers, body=body, remote_addr=request.META.get("REMOTE_ADDR", "")
         )
         self.refuse_unaccepted(
-            request, receipt, unparsable="The delivery's body cannot be read as events; nothing was stored."
+            request,
+            receipt,
+            unparsable="The delivery was stored for the integrations connected through this app, but its body "
+            "cannot be read as events.",
         )
         return JsonResponse(
             {

@@ -173,24 +173,7 @@ def delivery_accept(*, target: Target, headers: Mapping[str, str], body: bytes, 
         event = target.provider.parse_webhook(headers=headers, body=body)
     except ValueError as exc:
         reason = str(exc)[:500] or "the body cannot be parsed"
-        # The same unusable body retried by the provider is stored once: its hash stands in for the event id.
-        event_id = f"unparsable:{hashlib.sha256(body).hexdigest()}"
-        event_insert(
-            WebhookEvent(
-                integration_id=target.integration_id,
-                provider_event_id=event_id,
-                event_type="",
-                status=WebhookEventStatus.FAILED,
-                received_at=now,
-                headers=stored_headers(headers),
-                raw_body=body,
-                signature_valid=True,
-                last_error=f"Unparsable delivery: {reason}",
-            )
-        )
-        logger.warning(
-            "integration %s: stored an authentic delivery that cannot be parsed: %s", target.integration_id, reason
-        )
+        _unparsable_store(target.integration_id, headers=headers, body=body, reason=reason, now=now)
         return Receipt(Outcome.UNPARSABLE, status=WebhookEventStatus.FAILED, reason=reason)
 
     receipt = _event_store(target, event, headers=headers, body=body, now=now)
@@ -211,6 +194,26 @@ def _event_store(target: Target, event: InboundEvent, *, headers, body: bytes, n
         _count(target, counters.DUPLICATES, now)
         return Receipt(Outcome.DUPLICATE)
     return Receipt(Outcome.STORED, status=status)
+
+
+def _unparsable_store(integration_id: str, *, headers, body: bytes, reason: str, now) -> None:
+    """Keep an authentic delivery that cannot be parsed, `failed` with the reason, so staff see it and can replay
+    it after a fix (DESIGN.md rule 7). The same body retried by the provider is stored once: its hash stands in
+    for the event id."""
+    event_insert(
+        WebhookEvent(
+            integration_id=integration_id,
+            provider_event_id=f"unparsable:{hashlib.sha256(body).hexdigest()}",
+            event_type="",
+            status=WebhookEventStatus.FAILED,
+            received_at=now,
+            headers=stored_headers(headers),
+            raw_body=body,
+            signature_valid=True,
+            last_error=f"Unparsable delivery: {reason}",
+        )
+    )
+    logger.warning("integration %s: stored an authentic delivery that cannot be parsed: %s", integration_id, reason)
 
 
 def _nudge_after_commit() -> None:
@@ -294,9 +297,10 @@ def app_delivery_accept(
     de-duplicating insert, held for a paused integration, duplicates counted, one processing nudge).
 
     Rejected (no app secret configured, bad signature): nothing stored, one security log line a minute. Authentic
-    but unparsable: nothing stored (no integration owns the delivery yet), logged with the reason and the body's
-    hash. A part for an account no integration is connected to is not stored: one log line with the account id,
-    and it is counted as unrouted. Intuit retries anything but a 2xx for days, and an unknown company's changes
+    but unparsable: stored `failed` for every integration connected through the app (which company it is for
+    cannot be told), or, with none connected, logged with the reason and the body's hash. A part for an account
+    no integration is connected to is not stored: one log line with the account id, and it is counted as
+    unrouted. Intuit retries anything but a 2xx for days, and an unknown company's changes
     will never become routable by retrying.
     """
     now = timezone.now()
@@ -318,13 +322,23 @@ def app_delivery_accept(
         parts = [(provider.webhook_account_id(part), part) for part in provider.split_webhook_by_account(delivery)]
     except ValueError as exc:
         reason = str(exc)[:500] or "the body cannot be parsed"
-        logger.error(
-            "%s: an authentic delivery cannot be parsed and is not stored (sha256 %s, %d bytes): %s",
-            endpoint,
-            hashlib.sha256(body).hexdigest(),
-            len(body),
-            reason,
-        )
+        # Whose it is cannot be told without parsing it: every integration connected through this app keeps a
+        # copy (with one company, the usual case, exactly the right one).
+        owners = {target.integration_id for target in account_targets_get(provider=provider).values()}
+        for integration_id in sorted(owners):
+            try:
+                _unparsable_store(integration_id, headers=headers, body=body, reason=reason, now=now)
+            except IntegrationGone:
+                owners.discard(integration_id)
+        if not owners:
+            logger.error(
+                "%s: an authentic delivery cannot be parsed, and no integration is connected to keep it "
+                "(sha256 %s, %d bytes): %s",
+                endpoint,
+                hashlib.sha256(body).hexdigest(),
+                len(body),
+                reason,
+            )
         return AppReceipt(Outcome.UNPARSABLE, reason=reason)
 
     targets = account_targets_get(provider=provider)

@@ -318,13 +318,33 @@ def test_a_body_over_the_limit_gets_413_and_nothing_is_stored(client, company_a)
     assert WebhookEvent.objects.count() == 0
 
 
-def test_an_authentic_body_that_is_not_a_delivery_gets_400_and_nothing_is_stored(client, company_a, caplog):
+def test_an_authentic_body_that_is_not_a_delivery_gets_400_and_is_kept_by_every_connected_company(
+    client, company_a, company_b
+):
+    """DESIGN.md rule 7: a validly signed body that cannot be processed is stored failed, for staff to see and
+    replay. Whose it is cannot be told without parsing it, so each integration of the app keeps it; the provider's
+    retry of the same bytes adds nothing."""
+    body, headers = signing.intuit_delivery({"id": "not-a-delivery"}, TOKEN)
+
+    error = _error(_post(client, body, headers), 400, "invalid_payload")
+    _error(_post(client, body, headers), 400, "invalid_payload")
+
+    assert "neither a CloudEvents array nor an eventNotifications object" in error["details"]["reason"]
+    kept = WebhookEvent.objects.order_by("integration__name")
+    assert [(e.integration_id, e.status, e.signature_valid) for e in kept] == [
+        (company_a.pk, "failed", True),
+        (company_b.pk, "failed", True),
+    ]
+    assert {bytes(e.raw_body) for e in kept} == {body}
+    assert all(e.last_error.startswith("Unparsable delivery: ") for e in kept)
+
+
+def test_an_unparsable_delivery_with_no_company_connected_is_logged_with_its_hash(client, db, caplog):
     body, headers = signing.intuit_delivery({"id": "not-a-delivery"}, TOKEN)
 
     with caplog.at_level(logging.ERROR, logger="jewelia.webhooks"):
-        error = _error(_post(client, body, headers), 400, "invalid_payload")
+        _error(_post(client, body, headers), 400, "invalid_payload")
 
-    assert "neither a CloudEvents array nor an eventNotifications object" in error["details"]["reason"]
     assert WebhookEvent.objects.count() == 0
     assert hashlib.sha256(body).hexdigest() in caplog.text
 
