@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from integrations import oauth, services
+from integrations import extensions, oauth, services
 from integrations.health import integration_health_refresh
 from integrations.models import (
     FieldMapping,
@@ -206,6 +206,10 @@ class IntegrationAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         integration = Integration.objects.filter(pk=object_id).first() if object_id else None
         extra_context = dict(extra_context or {})
+        if integration is not None:
+            # Lines the apps built on integrations add (`extensions.admin_summaries`): the webhook URL and secret.
+            summaries = (fn(integration=integration, request=request) for fn in extensions.admin_summaries)
+            extra_context["related_summaries"] = [line for line in summaries if line]
         if integration is not None and _uses_oauth(integration):
             extra_context["oauth_provider"] = True
             extra_context["oauth_connected"] = any(

@@ -8,7 +8,9 @@ Each app registers its functions in its `AppConfig.ready()`; integrations calls 
 - `retention_jobs`: `fn() -> dict[str, int]` deletes what is past retention (the `cleanup` command and task);
 - `on_resumed`: `fn(*, integration) -> None` runs when a paused integration becomes active again;
 - `kept_credential_keys`: keys of the encrypted credentials that another app manages through its own endpoint
-  (the webhook signing secret): replacing an integration's credentials keeps them unless it sets them itself.
+  (the webhook signing secret): replacing an integration's credentials keeps them unless it sets them itself;
+- `admin_summaries`: `fn(*, integration, request) -> (label, html) | None` adds a line to the integration's admin
+  page (the webhook URL to enter in the provider's dashboard); `html` must be built with `format_html`.
 """
 
 from collections.abc import Callable
@@ -18,6 +20,7 @@ health_sources: list[Callable[..., tuple[str, dict[str, Any]]]] = []
 retention_jobs: list[Callable[[], dict[str, int]]] = []
 on_resumed: list[Callable[..., None]] = []
 kept_credential_keys: set[str] = set()
+admin_summaries: list[Callable[..., tuple[str, str] | None]] = []
 
 
 def register(registry: list, fn: Callable) -> None:

@@ -14,6 +14,7 @@ class WebhooksConfig(AppConfig):
         extensions.register(extensions.health_sources, _health_figures)
         extensions.register(extensions.retention_jobs, _prune)
         extensions.register(extensions.on_resumed, _release_held)
+        extensions.register(extensions.admin_summaries, _admin_summary)
         from webhooks.secrets import PREVIOUS, ROTATED_AT, SECRET
 
         extensions.kept_credential_keys.update({SECRET, PREVIOUS, ROTATED_AT})
@@ -36,6 +37,33 @@ def _health_figures(*, integration, now):
     if problems:
         figures["problem"] = " ".join(problems)
     return "webhooks", figures
+
+
+def _admin_summary(*, integration, request):
+    """The integration admin page's webhook line: the URL to enter in the provider's dashboard, whether a secret
+    is set, and a link to the events."""
+    from django.urls import reverse
+    from django.utils.html import format_html
+
+    from webhooks.selectors import webhook_endpoint_get, webhook_secret_configured
+
+    endpoint = webhook_endpoint_get(integration=integration)
+    if endpoint is None:
+        return None
+    if webhook_secret_configured(integration=integration):
+        secret = "signing secret set"
+    elif endpoint.app_level:
+        secret = f"no app secret: set {endpoint.secret_setting}, every delivery is refused until then"
+    else:
+        secret = "no signing secret: set one with POST .../webhooks/secret/, every delivery is refused until then"
+    events = reverse("admin:webhooks_webhookevent_changelist") + f"?integration__id__exact={integration.pk}"
+    return "Webhooks", format_html(
+        '<code>{}</code>{} ({}; <a href="{}">events</a>)',
+        request.build_absolute_uri(endpoint.path),
+        " (one URL for every company of the app)" if endpoint.app_level else "",
+        secret,
+        events,
+    )
 
 
 def _prune():

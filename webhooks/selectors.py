@@ -3,11 +3,13 @@ uses (error rate, last received, dead events, missing secret, refused and duplic
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from integrations import crypto
@@ -45,6 +47,38 @@ def webhook_events_query(
     if manual is not None:
         queryset = queryset.filter(manual=manual)
     return queryset.order_by("-received_at", "-id")
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """Where and what a provider delivers for one integration: what staff paste into the provider's dashboard."""
+
+    path: str  # the receiver's path; the app-level one for providers with one URL per developer app
+    app_level: bool
+    secret_setting: str  # the setting holding the app's secrets (app-level), else "" (the integration's own)
+    content_types: tuple[str, ...]
+    event_types: tuple[str, ...]  # the types with a handler: subscribe to these
+
+
+def webhook_endpoint_get(*, integration: Integration) -> WebhookEndpoint | None:
+    """The integration's webhook endpoint, or None when its provider does not send webhooks."""
+    try:
+        provider = registry.get_provider(integration.provider)
+    except KeyError:
+        return None
+    if not provider.has(Capability.WEBHOOKS):
+        return None
+    if provider.app_webhooks:
+        path = reverse("webhook-receive-provider", args=[provider.key])
+    else:
+        path = reverse("webhook-receive", args=[integration.pk])
+    return WebhookEndpoint(
+        path=path,
+        app_level=provider.app_webhooks,
+        secret_setting=provider.app_webhook_secrets_setting if provider.app_webhooks else "",
+        content_types=tuple(provider.webhook_content_types),
+        event_types=tuple(sorted(provider.webhook_handlers())),
+    )
 
 
 def webhook_event_get(*, integration: Integration, event_id: int) -> WebhookEvent:
@@ -90,13 +124,11 @@ def webhook_health_figures(*, integration: Integration, now: datetime | None = N
 
     `error_rate_24h` is failed + dead over all events received in the last 24 h that finished or failed;
     `dead` counts every dead event (they wait for a person); refused and duplicate deliveries are counted per
-    UTC day (today), including counts not flushed from the cache yet. A few indexed queries.
+    UTC day (today), including counts not flushed from the cache yet. `endpoint` is the receiver's path.
+    A few indexed queries.
     """
-    try:
-        provider = registry.get_provider(integration.provider)
-    except KeyError:
-        return {}
-    if not provider.has(Capability.WEBHOOKS):
+    endpoint = webhook_endpoint_get(integration=integration)
+    if endpoint is None:
         return {}
     now = now or timezone.now()
     events = WebhookEvent.objects.filter(integration=integration)
@@ -114,6 +146,7 @@ def webhook_health_figures(*, integration: Integration, now: datetime | None = N
     )
     refused = webhook_counters_get(integration=integration, days=[now.date()])[now.date()]
     return {
+        "endpoint": endpoint.path,
         "secret_configured": webhook_secret_configured(integration=integration, now=now),
         "last_received_at": last_received.isoformat() if last_received else None,
         "received_24h": day["received"],

@@ -133,3 +133,24 @@ class SecretOutputSerializer(serializers.Serializer):
     previous_secret_valid_until = serializers.DateTimeField(
         allow_null=True, help_text="Until when deliveries signed with the replaced secret are still accepted."
     )
+
+
+class WebhookSetupSerializer(serializers.Serializer):
+    """What to enter in the provider's dashboard for this integration's webhooks."""
+
+    url = serializers.URLField(help_text="Where the provider delivers (the absolute receiver URL).")
+    app_level = serializers.BooleanField(
+        help_text="True when the provider has one webhook URL per developer app, shared by every connected "
+        "account (QuickBooks): deliveries are routed to this integration by its account id."
+    )
+    secret_setting = serializers.CharField(
+        help_text="App-level only: the server setting holding the app's signing secret(s); empty otherwise."
+    )
+    content_types = serializers.ListField(child=serializers.CharField())
+    event_types = serializers.ListField(
+        child=serializers.CharField(), help_text="The event types this integration handles: subscribe to these."
+    )
+    secret_configured = serializers.BooleanField(
+        help_text="Whether deliveries can be verified (without a secret every delivery is refused with 401)."
+    )
+    previous_secret_valid_until = serializers.DateTimeField(allow_null=True)

@@ -3,8 +3,9 @@
 - `webhooks/<integration uuid>/`: the public receiver providers deliver to (exact path, trailing slash);
 - `webhooks/providers/<provider key>/`: the public receiver of providers with one webhook URL per developer app
   (`Provider.app_webhooks`, QuickBooks), routing each account's part of a delivery to its integration;
-- `integrations/<uuid>/webhooks[/<event id>][/replay]`: the events API, and `.../webhooks/secret` to set the
-  signing secret (trailing slash optional, like the routers of the other apps).
+- `integrations/<uuid>/webhooks[/<event id>][/replay]`: the events API, `.../webhooks/setup` for what to enter in
+  the provider's dashboard, and `.../webhooks/secret` to set the signing secret (trailing slash optional, like
+  the routers of the other apps).
 """
 
 from django.urls import path, re_path
@@ -30,6 +31,11 @@ urlpatterns = [
         rf"{EVENTS}/replay/?$",
         WebhookEventViewSet.as_view({"post": "replay_bulk"}),
         name="webhook-event-replay-bulk",
+    ),
+    re_path(
+        rf"{EVENTS}/setup/?$",
+        WebhookEventViewSet.as_view({"get": "setup"}),
+        name="webhook-setup",
     ),
     re_path(
         rf"{EVENTS}/secret/?$",

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from integrations.models import Integration
 from integrations.providers.base import Provider
 from jewelia.core.actors import Actor
-from jewelia.core.exceptions import error_response, payload_too_large_response
+from jewelia.core.exceptions import NotFound, error_response, payload_too_large_response
 from webhooks import selectors, services
 from webhooks.models import WebhookEvent
 from webhooks.serializers import (
@@ -34,6 +34,7 @@ from webhooks.serializers import (
     SecretOutputSerializer,
     WebhookEventDetailSerializer,
     WebhookEventSerializer,
+    WebhookSetupSerializer,
 )
 from webhooks.services.receiving import AppReceipt, IntegrationGone, Outcome, Receipt
 
@@ -285,6 +286,29 @@ class WebhookEventViewSet(viewsets.GenericViewSet):
         )
         code = status.HTTP_202_ACCEPTED if "replayed" in result else status.HTTP_200_OK
         return Response(BulkReplayOutputSerializer(result).data, status=code)
+
+    @extend_schema(
+        parameters=[INTEGRATION_PARAM],
+        responses={200: WebhookSetupSerializer},
+        description="What to enter in the provider's dashboard: the receiver URL, the event types to subscribe "
+        "to, and whether a signing secret is set. 404 when the provider sends no webhooks.",
+    )
+    def setup(self, request, integration_id=None):
+        integration = self._integration()
+        endpoint = selectors.webhook_endpoint_get(integration=integration)
+        if endpoint is None:
+            raise NotFound("This integration's provider does not send webhooks.")
+        status_now = selectors.webhook_secret_status(integration=integration)
+        data = {
+            "url": request.build_absolute_uri(endpoint.path),
+            "app_level": endpoint.app_level,
+            "secret_setting": endpoint.secret_setting,
+            "content_types": list(endpoint.content_types),
+            "event_types": list(endpoint.event_types),
+            "secret_configured": selectors.webhook_secret_configured(integration=integration),
+            "previous_secret_valid_until": status_now["previous_secret_valid_until"],
+        }
+        return Response(WebhookSetupSerializer(data).data)
 
     @extend_schema(
         parameters=[INTEGRATION_PARAM],

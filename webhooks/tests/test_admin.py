@@ -117,3 +117,16 @@ def test_replay_needs_the_change_permission(client, django_user_model, events):
 
     assert client.get(f"{CHANGELIST}{events['dead-1'].pk}/replay/").status_code == 403
     assert client.get(CHANGELIST).status_code == 200
+
+
+def test_the_integration_page_shows_the_webhook_url_the_secret_state_and_a_link_to_the_events(
+    admin_client, integration, make_integration
+):
+    page = admin_client.get(f"/admin/integrations/integration/{integration.pk}/change/").content.decode()
+    unsigned = make_integration(name="Not signed yet", secret=None)
+    other = admin_client.get(f"/admin/integrations/integration/{unsigned.pk}/change/").content.decode()
+
+    assert f"<code>http://testserver/api/webhooks/{integration.pk}/</code>" in page
+    assert "signing secret set" in page
+    assert f"{CHANGELIST}?integration__id__exact={integration.pk}" in page
+    assert "no signing secret" in other

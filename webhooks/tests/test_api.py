@@ -293,3 +293,53 @@ def test_a_too_short_secret_is_refused_and_nothing_changes(integration):
 
     _error(response, 400, "validation_error")
     assert type(integration).objects.get(pk=integration.pk).credentials_encrypted == before
+
+
+# --- setup: what to enter in the provider's dashboard -----------------------------------------------------------------
+
+
+def test_setup_gives_the_receiver_url_the_event_types_and_the_secret_state(integration, make_integration, reader):
+    body = reader.get(_url(integration, "/setup/")).json()
+    unsigned = reader.get(_url(make_integration(name="No secret yet", secret=None), "/setup/")).json()
+
+    assert body["url"] == f"http://testserver/api/webhooks/{integration.pk}/"
+    assert (body["app_level"], body["secret_setting"], body["content_types"]) == (False, "", ["application/json"])
+    assert "customer.updated" in body["event_types"] and body["event_types"] == sorted(body["event_types"])
+    assert (body["secret_configured"], unsigned["secret_configured"]) == (True, False)
+
+
+def test_setup_of_an_app_level_provider_points_at_the_app_url(db, reader, settings):
+    from integrations.providers.quickbooks import webhooks as qb_webhooks
+    from integrations.services import integration_create
+    from jewelia.core.actors import Actor
+
+    settings.QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS = []
+    company = integration_create(
+        actor=Actor.system("tests"), name="Books", provider="quickbooks", config={"realm_id": "4620816365"}
+    )
+
+    body = reader.get(_url(company, "/setup/")).json()
+
+    assert body["url"] == "http://testserver/api/webhooks/providers/quickbooks/"
+    assert (body["app_level"], body["secret_setting"]) == (True, "QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS")
+    assert body["secret_configured"] is False
+    assert body["event_types"] == sorted(qb_webhooks.handled_types())
+
+
+def test_setup_needs_a_read_scope_and_a_provider_with_webhooks(integration, monkeypatch):
+    from integrations.services import integration_create
+    from integrations.tests.conftest import register_provider
+    from integrations.tests.fakes import FakeProvider
+    from jewelia.core.actors import Actor
+
+    register_provider(monkeypatch, FakeProvider)  # polled only: no webhooks
+    polled = integration_create(
+        actor=Actor.system("tests"),
+        name="Polled",
+        provider="fakeshop",
+        config={"shop": "demo"},
+        credentials={"access_token": "tok-secret-123"},
+    )
+
+    _error(key_client("orders:read").get(_url(integration, "/setup/")), 403, "permission_denied")
+    _error(key_client("webhooks:read").get(_url(polled, "/setup/")), 404, "not_found")

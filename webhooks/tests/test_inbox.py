@@ -61,7 +61,7 @@ def test_health_figures_count_errors_dead_events_and_refusals(integration, deliv
 
     figures = webhook_health_figures(integration=integration)
 
-    assert figures["secret_configured"] is True
+    assert (figures["secret_configured"], figures["endpoint"]) == (True, f"/api/webhooks/{integration.pk}/")
     assert figures["received_24h"] == 4
     assert (figures["failed_24h"], figures["error_rate_24h"]) == (2, 0.5)
     assert (figures["dead"], figures["failed"], figures["held"], figures["backlog"]) == (1, 1, 0, 0)
