@@ -257,18 +257,14 @@ _ROUTING_ORDER = {
     IntegrationStatus.DRAFT: 3,
     IntegrationStatus.DISCONNECTED: 4,
 }
-# Account id -> integration, per provider and process, for WEBHOOKS_TARGET_CACHE_SECONDS (as `_TARGETS`). A company
-# connected inside that window has its first changes counted unrouted; its next sync reads them.
+# Account id -> integration, per provider and process, for WEBHOOKS_TARGET_CACHE_SECONDS (as `_TARGETS`). A delivery
+# for an account the cached map does not know reloads it, so a company connected a moment ago is routed at once.
 _ACCOUNT_TARGETS: dict[str, tuple[float, dict[str, Target]]] = {}
 
 
 def account_targets_get(*, provider: Provider) -> dict[str, Target]:
     """Account id -> the integration of `provider` that receives that account's app-level deliveries: one query
     for the provider's integrations (one per connected account, a handful), whatever the delivery carries."""
-    ttl = settings.WEBHOOKS_TARGET_CACHE_SECONDS
-    cached = _ACCOUNT_TARGETS.get(provider.key)
-    if cached is not None and time.monotonic() - cached[0] < ttl:
-        return cached[1]
     rows = (
         Integration.objects.filter(provider=provider.key)
         .order_by("-created_at", "-pk")
@@ -284,9 +280,19 @@ def account_targets_get(*, provider: Provider) -> dict[str, Target]:
         if current is None or rank < _ROUTING_ORDER.get(current.status, len(_ROUTING_ORDER)):
             # The app's secrets verify these deliveries: the integration's own credentials are not needed.
             targets[account_id] = Target(str(pk), provider, status, credentials_encrypted="")
-    if ttl > 0:
+    if settings.WEBHOOKS_TARGET_CACHE_SECONDS > 0:
         _ACCOUNT_TARGETS[provider.key] = (time.monotonic(), targets)
     return targets
+
+
+def _account_targets_for(provider: Provider, accounts: list[str]) -> dict[str, Target]:
+    """The routing map from this process's cache while it is fresh and knows every account of the delivery;
+    reloaded otherwise (a company connected a moment ago is routed at once)."""
+    cached = _ACCOUNT_TARGETS.get(provider.key)
+    fresh = cached is not None and time.monotonic() - cached[0] < settings.WEBHOOKS_TARGET_CACHE_SECONDS
+    if fresh and all(account in cached[1] for account in accounts):
+        return cached[1]
+    return account_targets_get(provider=provider)
 
 
 def app_delivery_accept(
@@ -341,7 +347,7 @@ def app_delivery_accept(
             )
         return AppReceipt(Outcome.UNPARSABLE, reason=reason)
 
-    targets = account_targets_get(provider=provider)
+    targets = _account_targets_for(provider, [account_id for account_id, _part in parts])
     counts = {"stored": 0, "held": 0, "duplicate": 0, "unrouted": 0}
     for account_id, part in parts:
         target = targets.get(account_id)

@@ -371,3 +371,20 @@ def test_health_counts_the_app_token_as_the_secret_of_app_level_integrations(com
     assert webhook_secret_configured(integration=company_a) is True
     settings.QUICKBOOKS_WEBHOOK_VERIFIER_TOKENS = []
     assert webhook_secret_configured(integration=company_a) is False
+
+
+def test_a_company_connected_after_the_routing_map_was_cached_is_routed_at_once(client, company_a, settings):
+    """The account -> integration map is cached per process; a delivery naming an account it does not know
+    reloads it instead of dropping the new company's first changes as unrouted."""
+    settings.WEBHOOKS_TARGET_CACHE_SECONDS = 60
+
+    def deliver(realm_id: str, event_id: str):
+        change = signing.intuit_cloudevent(realm_id=realm_id, entity="Customer", entity_id="7", event_id=event_id)
+        return _post(client, *signing.intuit_delivery([change], TOKEN)).json()
+
+    first = deliver(REALM_A, "ce-cache-1")  # caches the map with company A only
+    company_b = _company("Workshop B", REALM_B)
+    second = deliver(REALM_B, "ce-cache-2")
+
+    assert (first["stored"], second["stored"], second["unrouted"]) == (1, 1, 0)
+    assert WebhookEvent.objects.get(provider_event_id="ce-cache-2").integration_id == company_b.pk
