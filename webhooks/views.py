@@ -36,7 +36,8 @@ from webhooks.serializers import (
     WebhookEventSerializer,
     WebhookSetupSerializer,
 )
-from webhooks.services.receiving import AppReceipt, IntegrationGone, Outcome, Receipt
+from webhooks.services.app_receiving import AppReceipt
+from webhooks.services.receiving import IntegrationGone, Outcome, Receipt
 
 
 # --- the receivers ----------------------------------------------------------------------------------------------------

@@ -15,12 +15,12 @@ SECRET = "fk_secret_current_0001"
 def _no_hot_path_caches(settings):
     """Tests change integrations between deliveries and drain right after delivering: start every test with
     the receiver's per-process caches off (the tests of those caches switch them on)."""
-    from webhooks.services import processing, receiving
+    from webhooks.services import app_receiving, processing, receiving
 
     settings.WEBHOOKS_TARGET_CACHE_SECONDS = 0
     settings.WEBHOOKS_NUDGE_DEBOUNCE_SECONDS = 0
     receiving._TARGETS.clear()
-    receiving._ACCOUNT_TARGETS.clear()
+    app_receiving._ACCOUNT_TARGETS.clear()
     processing._drain_due_since = float("-inf")
 
 
