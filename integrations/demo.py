@@ -46,6 +46,35 @@ def seed(*, stdout, style) -> None:
     seed_stripe(stdout=stdout, style=style)
 
 
+def first_sync(*, stdout, style) -> None:
+    """Sync the demo integrations that never synced, now and in this process, from the running sandbox (`seed_demo
+    --sync`, which the README's run command uses): the admin shows their data at once, and the demo webhook
+    events that name sandbox products find them. Without the sandbox the runs fail, are said so, and retry later
+    on their schedule like any run."""
+    from integrations.models import IntegrationStatus, SyncTrigger
+    from integrations.services import sync_start
+    from integrations.sync.engine import sync_run_execute
+    from jewelia.core.exceptions import JeweliaError
+
+    demos = Integration.objects.filter(
+        name__in=[DEMO_NAME, QUICKBOOKS_DEMO_NAME, STRIPE_DEMO_NAME],
+        status=IntegrationStatus.ACTIVE,
+        last_sync_at__isnull=True,
+    ).order_by("name")
+    for integration in demos:
+        try:
+            run, created = sync_start(
+                integration=integration, trigger=SyncTrigger.MANUAL, actor=Actor.system("seed_demo"), enqueue=False
+            )
+        except JeweliaError as exc:
+            stdout.write(style.WARNING(f"Did not sync '{integration.name}': {exc.message}"))
+            continue
+        run = (sync_run_execute(run_id=run.pk) or run) if created else run
+        line = f"First sync of '{integration.name}': {run.status}, {run.created} created, {run.updated} updated"
+        ok = run.status in ("succeeded", "partial")
+        stdout.write(style.SUCCESS(line) if ok else style.WARNING(f"{line} ({run.error_summary})"))
+
+
 def seed_stripe(*, stdout, style) -> None:
     """The demo Stripe account, pointed at the Stripe sandbox (unless a Stripe integration exists already)."""
     from integrations.sandbox.stripe import DEMO_API_KEY

@@ -19,7 +19,7 @@ for _ in $(seq 1 50); do
   grep -q "Serving provider sandboxes" var/sandbox.log 2>/dev/null && break
   sleep 0.2
 done
-.venv/bin/python manage.py seed_demo
+.venv/bin/python manage.py seed_demo --sync  # --sync: a first sync of the demo integrations from the sandbox
 if [ -n "${REDIS_URL:-}" ]; then
   .venv/bin/celery -A jewelia worker -Q default,integrations,webhooks --loglevel=INFO & pids+=($!)
   .venv/bin/celery -A jewelia beat --loglevel=INFO & pids+=($!)

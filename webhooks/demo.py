@@ -7,8 +7,9 @@ Deliveries go through Django's full request stack in-process (`django.test.Clien
 `seed_demo` runs before any server is up; over a socket the bytes and code path would be the same. After the
 seed's transaction commits they are processed like any delivery (inline without Redis; by a worker with it).
 The inventory event is completed from the Shopify sandbox's Admin API while processing (`inventory_items/{id}`
-for the SKU). Until the demo Shopify integration's first product sync the SKU is unknown locally, so the event is
-`failed` and retried on schedule (or replay it from the admin after a sync); the same if the sandbox is down.
+for the SKU). `seed_demo --sync` (the README's run command) syncs the demo integrations before this seeder, so
+the SKU is known; without a first product sync the event is `failed` and retried on schedule (or replay it from
+the admin after a sync), the same as when the sandbox is down.
 
 Idempotent: events carry fixed ids, and one already stored is not delivered again. The integrations get the
 sandbox's webhook secrets only when they have none.

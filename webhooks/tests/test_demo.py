@@ -83,3 +83,36 @@ def test_demo_inventory_event_reads_the_item_from_the_running_sandbox(settings):
     )
     assert processed.status == "processed", processed.last_error
     assert Product.objects.get(sku=sku).stock_movements.exists()
+
+
+def test_seed_demo_with_sync_syncs_the_demo_integrations_first_so_the_inventory_event_applies(settings):
+    """`scripts/run.sh` runs `seed_demo --sync` with the sandbox up: the demo integrations are synced before the
+    demo webhooks are delivered, so the inventory event finds its product."""
+    from django.core.management import call_command
+
+    from integrations.models import Integration
+    from integrations.sandbox.quickbooks import QuickBooksSandbox
+    from integrations.sandbox.server import SandboxServer
+    from integrations.sandbox.shopify import ShopifySandbox
+    from integrations.sandbox.stripe import StripeSandbox
+
+    settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1"]
+    apps = {"/shopify": ShopifySandbox(), "/stripe": StripeSandbox(), "/quickbooks": QuickBooksSandbox()}
+    server = SandboxServer(apps).start()
+    settings.SANDBOX_BASE_URL = server.url
+    out = io.StringIO()
+    try:
+        call_command("seed_demo", "--sync", "--no-staff", stdout=out)
+        stored = WebhookEvent.objects.get(event_type="inventory_levels/update")
+        processed = webhook_event_process(event_id=stored.pk)
+    finally:
+        server.stop()
+
+    assert processed.status == "processed", processed.last_error
+    demos = Integration.objects.order_by("name")
+    assert [(i.name, i.last_sync_at is not None) for i in demos] == [
+        ("Demo Shopify store (sandbox)", True),
+        ("Demo Stripe account (sandbox)", True),
+        ("QuickBooks Online", True),
+    ]
+    assert out.getvalue().count("First sync of") == 3

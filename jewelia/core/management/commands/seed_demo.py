@@ -13,6 +13,9 @@ SEEDERS = [
     "integrations.demo.seed",
     "webhooks.demo.seed",
 ]
+# With --sync, run before the seeder it is keyed by: a first sync of the demo integrations from the running
+# sandbox, so the demo webhook events find the products they name.
+SYNC_BEFORE = {"webhooks.demo.seed": "integrations.demo.first_sync"}
 
 
 class Command(BaseCommand):
@@ -21,9 +24,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--staff-user", default="admin", help="Username of the staff login to ensure.")
         parser.add_argument("--no-staff", action="store_true", help="Do not create a staff login.")
+        parser.add_argument(
+            "--sync", action="store_true", help="Sync the demo integrations from the running provider sandbox once."
+        )
 
-    def handle(self, *args, staff_user, no_staff, **options):
+    def handle(self, *args, staff_user, no_staff, sync=False, **options):
         for dotted in SEEDERS:
+            if sync and dotted in SYNC_BEFORE:
+                import_string(SYNC_BEFORE[dotted])(stdout=self.stdout, style=self.style)  # one transaction per page
             with transaction.atomic():
                 import_string(dotted)(stdout=self.stdout, style=self.style)
         if not no_staff:
