@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from integrations.health import integration_health_refresh
 from integrations.models import Integration
 from integrations.providers import registry
 from integrations.providers.base import Capability
@@ -180,6 +181,8 @@ def webhook_secret_set(*, integration: Integration, secret: str, now: datetime |
         row.set_credentials(credentials_with_secret(row.get_credentials(), secret=secret, now=now or timezone.now()))
         row.save(update_fields=["credentials_encrypted", "updated_at"])
     integration.credentials_encrypted = row.credentials_encrypted
+    if integration.health_checked_at is not None:  # its health said "no webhook secret": say it no longer
+        integration_health_refresh(integration=Integration.objects.get(pk=integration.pk))
 
 
 # --- retention --------------------------------------------------------------------------------------------------------

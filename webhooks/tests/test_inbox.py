@@ -139,3 +139,17 @@ def test_with_redis_counts_are_atomic_increments_shared_by_every_process():
     from webhooks import counters
 
     assert isinstance(counters._backend(), counters._RedisCounters)  # not a read-modify-write of a cached dict
+
+
+def test_setting_a_secret_refreshes_health_that_said_it_was_missing(make_integration):
+    from integrations.health import integration_health_refresh
+
+    integration = make_integration(secret=None)
+    integration_health_refresh(integration=integration)
+    integration.refresh_from_db()
+    assert "No webhook secret is set" in integration.health_reason
+
+    webhook_secret_set(integration=integration, secret="fk_secret_current_0001")
+
+    integration.refresh_from_db()
+    assert "No webhook secret is set" not in integration.health_reason
