@@ -125,8 +125,8 @@ def handlers(*, api_factory: ApiFactory, external_id: ExternalId) -> dict[str, H
         return mappers.guarded(resource, raw, build, external_id=external_id(resource, raw))
 
     def order_changed(event: InboundEvent, connection: Connection) -> WebhookOutcome:
-        """orders/create, updated, paid, cancelled, fulfilled: the payload is the whole order (a test order
-        maps to no records, as in the sync)."""
+        """orders/create, updated, paid, cancelled, fulfilled, partially_fulfilled: the payload is the whole order
+        (a test order maps to no records, as in the sync)."""
         found = records("orders", event.payload, mappers.order_records)
         return WebhookOutcome(resource="orders", records=found, note="" if found else "test order: not imported")
 
@@ -145,7 +145,8 @@ def handlers(*, api_factory: ApiFactory, external_id: ExternalId) -> dict[str, H
         return WebhookOutcome(resource="orders", records=records("orders", order, mappers.order_records))
 
     def product_updated(event: InboundEvent, connection: Connection) -> WebhookOutcome:
-        """products/update: REST products carry no currency, so the shop's is read (as the sync does)."""
+        """products/create and products/update (the same payload, the whole product): REST products carry no
+        currency, so the shop's is read (as the sync does)."""
         raw = {**event.payload, mappers.SHOP_CURRENCY_KEY: api_factory(connection).shop_currency()}
         return WebhookOutcome(resource="products", records=records("products", raw, mappers.product_records))
 
@@ -172,9 +173,11 @@ def handlers(*, api_factory: ApiFactory, external_id: ExternalId) -> dict[str, H
         "orders/paid": order_changed,
         "orders/cancelled": order_changed,
         "orders/fulfilled": order_changed,
+        "orders/partially_fulfilled": order_changed,
         "refunds/create": refund_created,
         "customers/create": customer_changed,
         "customers/update": customer_changed,
+        "products/create": product_updated,
         "products/update": product_updated,
         "inventory_levels/update": inventory_level_updated,
         "app/uninstalled": app_uninstalled,

@@ -164,7 +164,9 @@ def test_the_shopify_provider_declares_webhooks_and_delegates_to_this_module():
         "orders/create",
         "orders/fulfilled",
         "orders/paid",
+        "orders/partially_fulfilled",
         "orders/updated",
+        "products/create",
         "products/update",
         "refunds/create",
     ]
@@ -254,7 +256,9 @@ ORDER_1001 = OrderRecord(
 )
 
 
-@pytest.mark.parametrize("topic", ["orders/create", "orders/updated", "orders/paid", "orders/fulfilled"])
+@pytest.mark.parametrize(
+    "topic", ["orders/create", "orders/updated", "orders/paid", "orders/fulfilled", "orders/partially_fulfilled"]
+)
 def test_order_topics_give_the_order_with_its_payment(provider, offline_connection, topic):
     outcome = handle(provider, offline_connection, topic, fixture("orders_create"))
 
@@ -344,8 +348,9 @@ def test_customer_topics_give_the_customer(provider, offline_connection, topic):
     )
 
 
-def test_products_update_gives_one_record_per_variant_in_the_shops_currency(provider, connection, store):
-    outcome = handle(provider, connection, "products/update", fixture("products_update"))
+@pytest.mark.parametrize("topic", ["products/create", "products/update"])
+def test_product_topics_give_one_record_per_variant_in_the_shops_currency(provider, connection, store, topic):
+    outcome = handle(provider, connection, topic, fixture("products_update"))
 
     assert [r.path for r in store.requests] == ["/admin/api/2026-04/shop.json"]
     assert outcome.resource == "products"
