@@ -388,3 +388,11 @@ def test_a_company_connected_after_the_routing_map_was_cached_is_routed_at_once(
 
     assert (first["stored"], second["stored"], second["unrouted"]) == (1, 1, 0)
     assert WebhookEvent.objects.get(provider_event_id="ce-cache-2").integration_id == company_b.pk
+
+
+def test_the_integration_admin_page_shows_the_app_level_url_and_the_app_secret_state(client, staff_user, company_a):
+    client.force_login(staff_user)
+    page = client.get(f"/admin/integrations/integration/{company_a.pk}/change/").content.decode()
+
+    assert "<code>http://testserver/api/webhooks/providers/quickbooks/</code>" in page
+    assert "one URL for every company of the app" in page and "signing secret set" in page
