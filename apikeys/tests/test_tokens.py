@@ -25,13 +25,19 @@ def test_secret_encodes_at_least_256_bits():
     assert tokens.SECRET_BITS == 256
 
 
+def _swap_first_differing_pair(raw: str, *, start: int) -> str:
+    """`raw` with two neighbouring, different characters swapped (swapping equal ones would change nothing)."""
+    i = next(i for i in range(start, len(raw) - 1) if raw[i] != raw[i + 1])
+    return raw[:i] + raw[i + 1] + raw[i] + raw[i + 2 :]
+
+
 @pytest.mark.parametrize(
     "mangle",
     [
         lambda raw: raw[:-1],  # truncated
         lambda raw: raw + "x",  # too long
         lambda raw: raw[:20] + ("a" if raw[20] != "a" else "b") + raw[21:],  # one character mistyped
-        lambda raw: raw[:30] + raw[31] + raw[30] + raw[32:],  # two characters swapped
+        lambda raw: _swap_first_differing_pair(raw, start=30),  # two characters swapped
         lambda raw: "jwx_" + raw[4:],  # wrong prefix
         lambda raw: raw.replace("_", "-"),
         lambda raw: "",
