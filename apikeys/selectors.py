@@ -1,6 +1,8 @@
 """Reads of API keys and their usage."""
 
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -71,7 +73,7 @@ def api_key_usage_summary(*, key: ApiKey, days: int = 30, today: date | None = N
     today = today or timezone.now().date()
     recent = ApiKeyUsage.objects.filter(api_key=key, date__gt=today - timedelta(days=days), date__lte=today)
     totals = recent.aggregate(requests=Coalesce(Sum("request_count"), 0), errors=Coalesce(Sum("error_count"), 0))
-    todays = recent.filter(date=today).values("request_count", "error_count").first() or {}
+    todays: Mapping[str, Any] = recent.filter(date=today).values("request_count", "error_count").first() or {}
     return {
         "requests_today": todays.get("request_count", 0),
         "errors_today": todays.get("error_count", 0),

@@ -43,7 +43,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -294,7 +294,10 @@ class ProviderHttpClient:
         self._origin = (origin.scheme.lower(), origin.netloc.lower())
 
     # --- public API ------------------------------------------------------------------------------------------------
-    def get(self, url: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any) -> HttpResponse:
+    def get(
+        self, url: str, *, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None, **kwargs: Any
+    ) -> HttpResponse:
+        """`params` as a mapping, or as (name, value) pairs when a name repeats (Stripe's `expand[]`)."""
         return self.request("GET", url, params=params, **kwargs)
 
     def post(self, url: str, **kwargs: Any) -> HttpResponse:

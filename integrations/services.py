@@ -6,6 +6,7 @@ Views, admin actions, commands and tasks all call these. Scheduling (dispatcher,
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -297,7 +298,7 @@ def credentials_reencrypt(*, batch_size: int = 200) -> int:
 def history_cleanup(*, older_than_days: int) -> dict[str, int]:
     """Delete finished runs and resolved record failures older than the retention period. Open failures stay
     whatever their age: they still need someone's attention."""
-    cutoff = timezone.now() - timezone.timedelta(days=older_than_days)
+    cutoff = timezone.now() - timedelta(days=older_than_days)
     _, failures = RecordFailure.objects.filter(resolved_at__isnull=False, resolved_at__lt=cutoff).delete()
     _, runs = (
         SyncRun.objects.filter(created_at__lt=cutoff)

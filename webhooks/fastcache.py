@@ -10,6 +10,7 @@ version (`make_key`), so they are the keys `django.core.cache.cache` would use.
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -17,7 +18,7 @@ from django.core.cache.backends.redis import RedisCache
 _CLIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def redis_cache() -> tuple[object, RedisCache] | None:
+def redis_cache() -> tuple[Any, RedisCache] | None:
     """(client, backend) when the default cache is Redis, else None (local memory: use the cache API)."""
     backend = caches["default"]  # the backend itself: `django.core.cache.cache` is a proxy, never a RedisCache
     if not isinstance(backend, RedisCache):

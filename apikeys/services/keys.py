@@ -8,6 +8,7 @@ networks and rate limit, so a leaked low-privilege key cannot mint itself a bett
 import ipaddress
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -76,7 +77,7 @@ def _check_within(
     """Refuse (403) a key that would exceed `acting_key` in scopes, lifetime, networks or rate limit."""
     if acting_key is None:
         return
-    problems = {}
+    problems: dict[str, Any] = {}
     extra_scopes = sorted(set(scopes) - set(acting_key.scopes))
     if extra_scopes:
         problems["scopes"] = extra_scopes
@@ -86,7 +87,7 @@ def _check_within(
     if acting_key.allowed_networks:
         own = [ipaddress.ip_network(item) for item in acting_key.allowed_networks]
         inside = [
-            any(net.version == mine.version and net.subnet_of(mine) for mine in own)
+            any(net.version == mine.version and net.subnet_of(mine) for mine in own)  # type: ignore[arg-type]
             for net in (ipaddress.ip_network(item) for item in allowed_networks)
         ]
         if not inside or not all(inside):

@@ -88,7 +88,7 @@ def order_list_rows(*, queryset: QuerySet[Order], start: int, stop: int) -> list
     rows = []
     for pk, *values, customer_id, customer_name, customer_email in orders:
         customer = None if customer_id is None else CustomerSummary(customer_id, customer_name, customer_email)
-        rows.append(OrderRow(pk, *values, customer, items[pk]))
+        rows.append(OrderRow(pk, *values, customer, items[pk]))  # type: ignore[call-arg]  # the columns, in order
     return rows
 
 
@@ -206,7 +206,7 @@ def product_search(*, queryset: QuerySet[Product], term: str) -> QuerySet[Produc
 def customer_lifetime(*, customer: Customer) -> dict:
     """Orders placed, first and last order time, and revenue per currency (cancelled and refunded orders do not
     count as revenue). One query."""
-    rows = (
+    queryset = (
         Order.objects.filter(customer=customer)
         .order_by()
         .values("currency")
@@ -219,7 +219,7 @@ def customer_lifetime(*, customer: Customer) -> dict:
         )
         .order_by("currency")
     )
-    rows = list(rows)
+    rows = list(queryset)
     firsts: list[datetime] = [row["first"] for row in rows]
     lasts: list[datetime] = [row["last"] for row in rows]
     return {

@@ -32,6 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
@@ -233,13 +234,14 @@ def _day_states(stats_range: StatsRange) -> _Days:
     return states
 
 
-def _breakdown_rows(stats_range: StatsRange, days: _Days) -> tuple[list[dict], list[dict]]:
+def _breakdown_rows(stats_range: StatsRange, days: _Days) -> tuple[list[Any], list[Any]]:
     """Two queries, each over the rollup rows of the clean days and the orders of the dirty days:
 
     - per currency, status and payment status: orders and amount (the breakdowns and revenue totals);
     - per period (dirty days: per day, mapped to their period by the caller) and currency: orders, and the orders
       and amount that count as revenue (the timeline).
     """
+    rollups: QuerySet  # per channel when filtered, else all channels
     if stats_range.channels:
         rollups = OrderStatsChannelDailyTotal.objects.filter(channel__in=stats_range.channels)
     else:
@@ -408,7 +410,8 @@ def _product_chunks(stats_range: StatsRange, days: _Days) -> _ProductChunks:
     month = month_start(stats_range.date_from)
     while month <= stats_range.date_to:
         following = month_start(month, 1)
-        in_range, out_of_range = [], []
+        in_range: list[date] = []
+        out_of_range: list[date] = []
         for n in range((following - month).days):
             day = month + timedelta(days=n)
             (in_range if stats_range.date_from <= day <= stats_range.date_to else out_of_range).append(day)
@@ -486,7 +489,8 @@ def _windows_and_live_sums(
 ) -> tuple[dict[str, list[tuple[str, Decimal]]], dict[_ProductKey, _ProductSum]]:
     """One query: the window tops of each currency, and the live items of the dirty days summed per currency and
     SKU (with the greatest name and product id), so the dirty days are read once."""
-    sqls, params = [], []
+    sqls: list[str] = []
+    params: list = []
     for i, window in enumerate(windows):
         sql, window_params = window.query.sql_with_params()
         # Typed NULLs: PostgreSQL types a union's columns pairwise, and NULL with NULL would become text.
@@ -638,7 +642,8 @@ def _product_names(
 
 def _union_sql(parts: list[QuerySet]) -> tuple[str, list]:
     """The parts' compiled SQL joined with UNION ALL (parts that can match nothing are left out)."""
-    sqls, params = [], []
+    sqls: list[str] = []
+    params: list = []
     for part in parts:
         try:
             sql, part_params = part.query.sql_with_params()
@@ -653,7 +658,8 @@ def _union_sql(parts: list[QuerySet]) -> tuple[str, list]:
 def _left_out_bounds(tops: dict[str, tuple[QuerySet, int]]) -> dict[str, Decimal]:
     """Per currency, the window revenue of the best key left out when the first `asked` keys of a window ranking
     are the candidates (the key at offset `asked`); none when every key is a candidate. One query."""
-    sqls, params = [], []
+    sqls: list[str] = []
+    params: list = []
     for i, (window, asked) in enumerate(tops.values()):
         sql, part_params = window.values("currency", "revenue")[asked : asked + 1].query.sql_with_params()
         sqls.append(f"SELECT * FROM ({sql}) AS b{i}")  # noqa: S608 (Django-compiled, params apart)

@@ -132,7 +132,7 @@ def _build_items(order: Order, items: list[ItemInput], line_totals: tuple[Decima
             product=item.product,
             position=position,
             sku=item.sku or (item.product.sku if item.product else ""),
-            name=item.name or item.product.name,
+            name=item.name or (item.product.name if item.product else ""),  # one of them: checked above
             quantity=item.quantity,
             unit_price=item.unit_price,
             line_total=line_total,

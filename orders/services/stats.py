@@ -189,7 +189,7 @@ def _uncomputed_days() -> list[date]:
         return []
     first, last = stats_day(bounds["first"]), stats_day(bounds["last"])
     computed = set(OrderStatsDay.objects.filter(day__gte=first, day__lte=last).values_list("day", flat=True))
-    missing = []
+    missing: list[date] = []
     day = first
     while day <= last and len(missing) < REFRESH_BATCH_DAYS:
         if day not in computed:

@@ -59,7 +59,7 @@ def app_webhook_provider_get(*, provider_key: str) -> Provider | None:
 # Which integration an account's deliveries go to when several of a provider are connected to it (a company
 # reconnected as a new integration beside the old row): the active one, else one in error, else one that holds its
 # events; among equals the newest.
-_ROUTING_ORDER = {
+_ROUTING_ORDER: dict[str, int] = {
     IntegrationStatus.ACTIVE: 0,
     IntegrationStatus.ERROR: 1,
     IntegrationStatus.PAUSED: 2,
@@ -98,9 +98,10 @@ def _account_targets_for(provider: Provider, accounts: list[str]) -> dict[str, T
     """The routing map from this process's cache while it is fresh and knows every account of the delivery;
     reloaded otherwise (a company connected a moment ago is routed at once)."""
     cached = _ACCOUNT_TARGETS.get(provider.key)
-    fresh = cached is not None and time.monotonic() - cached[0] < settings.WEBHOOKS_TARGET_CACHE_SECONDS
-    if fresh and all(account in cached[1] for account in accounts):
-        return cached[1]
+    if cached is not None and time.monotonic() - cached[0] < settings.WEBHOOKS_TARGET_CACHE_SECONDS:
+        _stored_at, targets = cached
+        if all(account in targets for account in accounts):
+            return targets
     return account_targets_get(provider=provider)
 
 
@@ -182,4 +183,10 @@ def app_delivery_accept(
                 counts["held"] += 1
     if counts["stored"] > counts["held"]:
         nudge_after_commit()
-    return AppReceipt(Outcome.STORED, **counts)
+    return AppReceipt(
+        Outcome.STORED,
+        stored=counts["stored"],
+        held=counts["held"],
+        duplicate=counts["duplicate"],
+        unrouted=counts["unrouted"],
+    )

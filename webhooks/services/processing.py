@@ -222,6 +222,7 @@ def webhook_event_process_claimed(*, event_id: int, attempt: int) -> WebhookEven
             return None
         event = locked
         if error is None:
+            assert provider is not None  # the handler ran
             try:
                 with transaction.atomic():
                     result = _apply(event, integration, provider, outcome)

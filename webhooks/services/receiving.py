@@ -302,7 +302,7 @@ def _insert_statement(connection, names: tuple[str, ...] | None) -> tuple[str, l
         fields = [field for field in meta.concrete_fields if not field.primary_key]
         bound = [field for field in fields if names is None or field.name in names]
         values = ["%s" if field in bound else _default_literal(field) for field in fields]
-        conflict = ", ".join(quote(meta.get_field(name).column) for name in ("integration", "provider_event_id"))
+        conflict = ", ".join(quote(meta.get_field(name).column) for name in ("integration", "provider_event_id"))  # type: ignore[union-attr]
         columns = ", ".join(quote(field.column) for field in fields)
         # Identifiers from the model's own metadata, quoted, and constant defaults; every value is a parameter.
         sql = (

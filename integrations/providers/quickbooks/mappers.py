@@ -239,7 +239,8 @@ def payment_records(raw: Mapping[str, Any], *, home_currency: str) -> list[Payme
     source_time = updated_at(raw)
     code = currency(raw, home_currency)
     total = money(raw.get("TotalAmt"), "TotalAmt", code)
-    invoices = raw.get(INVOICES_KEY) if isinstance(raw.get(INVOICES_KEY), Mapping) else {}
+    found = raw.get(INVOICES_KEY)
+    invoices: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     method = ref_name(raw.get("PaymentMethodRef"))[:50]
     customer_id = ref_value(raw.get("CustomerRef"))
 

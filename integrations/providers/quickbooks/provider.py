@@ -236,7 +236,7 @@ class QuickBooksProvider(Provider):
         from integrations.urlsafety import check_base_url
 
         check_base_url(base)
-        return replace(OAUTH, **{name: base + path for name, path in OAUTH_PATHS.items()})
+        return replace(OAUTH, **{name: base + path for name, path in OAUTH_PATHS.items()})  # type: ignore[arg-type]
 
     def oauth_callback_extras(self, params: Mapping[str, str]) -> dict[str, Any]:
         """QuickBooks sends the company id as `realmId` on the redirect; every API path needs it."""

@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, overload
 
 from integrations.errors import BadRecordError
 from integrations.records import (
@@ -104,6 +104,10 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 # --- primitives ----------------------------------------------------------------------------------------------------
+@overload
+def parse_time(value: Any, field: str, *, required: Literal[True]) -> datetime: ...
+@overload
+def parse_time(value: Any, field: str, *, required: bool = False) -> datetime | None: ...
 def parse_time(value: Any, field: str, *, required: bool = False) -> datetime | None:
     """An ISO 8601 time with an offset -> aware datetime. Absent: None (or an error when `required`)."""
     if value in (None, ""):

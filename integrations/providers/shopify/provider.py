@@ -50,7 +50,7 @@ from integrations.providers.shopify.client import API_VERSION, MAX_PAGE_SIZE, RA
 from integrations.records import Record
 
 # Each list resource: (endpoint and envelope key, fixed first-page filters, mapper).
-_LISTS = {
+_LISTS: dict[str, tuple[str, dict[str, str], Callable[[dict[str, Any]], list[Any]]]] = {
     "customers": ("customers", {}, mappers.customer_records),
     "products": ("products", {}, mappers.product_records),
     "orders": ("orders", {"status": "any"}, mappers.order_records),

@@ -140,7 +140,7 @@ def intent_status(intent: Mapping[str, Any]) -> str:
         # (what payment_intent.payment_failed carries).
         return FAILED
     try:
-        return _INTENT_STATUS[status]
+        return _INTENT_STATUS[str(status)]
     except KeyError:
         raise BadRecordError(f"unknown PaymentIntent status {status!r}", external_id=str(intent.get("id"))) from None
 

@@ -282,7 +282,7 @@ class StripeProvider(Provider):
         if not isinstance(raw, Mapping):
             raise BadRecordError(f"Stripe {resource} record is not an object")
         updated_at = mappers.from_timestamp(raw.get(OBSERVED_AT))
-        obj = raw
+        obj: Any = raw
         if raw.get("object") == "event":
             obj = (raw.get("data") or {}).get("object")
             updated_at = mappers.from_timestamp(raw.get("created"))
