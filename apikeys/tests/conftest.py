@@ -40,11 +40,3 @@ def key_client(raw: str, *, header: str = "bearer", ip: str = "127.0.0.1") -> AP
 def admin_key(db):
     """A key holding every api_keys scope: (row, key)."""
     return create_key(name="Key manager")
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    return body["error"]

@@ -6,8 +6,9 @@ import pytest
 
 from apikeys import tokens
 from apikeys.models import ApiKey
+from jewelia.core.testing import assert_error
 
-from .conftest import assert_error, key_client
+from .conftest import key_client
 from .factories import create_key
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,9 @@ from apikeys.authentication import ApiKeyPrincipal
 from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke, api_key_update, api_key_usage_flush
 from jewelia.core.actors import Actor
+from jewelia.core.testing import assert_error
 
-from .conftest import assert_error, key_client
+from .conftest import key_client
 from .factories import create_key
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("apikeys.tests.urls")]

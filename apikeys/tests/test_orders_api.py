@@ -5,9 +5,10 @@ from decimal import Decimal
 import pytest
 
 from jewelia.core.actors import Actor
+from jewelia.core.testing import assert_error
 from orders.services import ItemInput, order_create
 
-from .conftest import assert_error, key_client
+from .conftest import key_client
 from .factories import create_key
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from .conftest import assert_error, key_client
+from jewelia.core.testing import assert_error
+
+from .conftest import key_client
 from .factories import create_key
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("apikeys.tests.urls")]

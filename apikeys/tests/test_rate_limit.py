@@ -18,8 +18,9 @@ from django.core.cache import cache
 
 from apikeys.cache import LocalStore, RedisStore, key_store
 from apikeys.ratelimit import WINDOW_MS, RateDecision, fits, wait_ms, window_position
+from jewelia.core.testing import assert_error
 
-from .conftest import assert_error, key_client
+from .conftest import key_client
 from .factories import create_key
 
 pytestmark = pytest.mark.django_db

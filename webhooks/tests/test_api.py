@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apikeys.tests.factories import create_key
+from jewelia.core.testing import assert_error
 from orders.models import Customer
 from webhooks.models import WebhookEvent
 from webhooks.services import webhook_events_drain
@@ -36,12 +37,6 @@ def writer():
 
 def _url(integration, suffix: str = "") -> str:
     return f"/api/integrations/{integration.pk}/webhooks{suffix}"
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response.json()["error"]["code"] == code
-    return response.json()["error"]
 
 
 @pytest.fixture
@@ -90,7 +85,7 @@ def test_list_filters_by_status_type_and_received_range(integration, events, rea
 
 
 def test_list_refuses_an_unknown_status(integration, reader):
-    error = _error(reader.get(_url(integration), {"status": "lost"}), 400, "validation_error")
+    error = assert_error(reader.get(_url(integration), {"status": "lost"}), 400, "validation_error")
 
     assert "status" in error["details"]["fields"]
 
@@ -115,21 +110,21 @@ def test_detail_shows_payload_headers_and_body(integration, events, reader):
 def test_detail_of_another_integrations_event_is_404(make_integration, events, reader):
     other = make_integration(name="Other shop")
 
-    _error(reader.get(_url(other, f"/{events['fk_ok_0'].pk}")), 404, "not_found")
+    assert_error(reader.get(_url(other, f"/{events['fk_ok_0'].pk}")), 404, "not_found")
 
 
 def test_unknown_integration_is_404(reader, fake_provider):
-    _error(reader.get("/api/integrations/00000000-0000-0000-0000-000000000000/webhooks"), 404, "not_found")
+    assert_error(reader.get("/api/integrations/00000000-0000-0000-0000-000000000000/webhooks"), 404, "not_found")
 
 
 def test_reading_needs_the_read_scope(integration):
-    error = _error(key_client("webhooks:write").get(_url(integration)), 403, "permission_denied")
+    error = assert_error(key_client("webhooks:write").get(_url(integration)), 403, "permission_denied")
 
     assert error["details"] == {"missing_scope": "webhooks:read"}
 
 
 def test_replaying_needs_the_write_scope(integration, events, reader):
-    error = _error(reader.post(_url(integration, f"/{events['fk_dead'].pk}/replay")), 403, "permission_denied")
+    error = assert_error(reader.post(_url(integration, f"/{events['fk_dead'].pk}/replay")), 403, "permission_denied")
 
     assert error["details"] == {"missing_scope": "webhooks:write"}
     assert WebhookEvent.objects.get(pk=events["fk_dead"].pk).status == "dead"
@@ -159,7 +154,7 @@ def test_manual_event_without_an_id_in_its_payload_gets_one(integration, writer)
 
 
 def test_manual_event_of_a_type_nobody_handles_is_refused(integration, writer):
-    error = _error(
+    error = assert_error(
         writer.post(_url(integration), {"type": "shop.redacted", "payload": {}}, format="json"), 400, "validation_error"
     )
 
@@ -172,13 +167,13 @@ def test_manual_event_whose_payload_is_another_type_is_refused(integration, writ
 
     response = writer.post(_url(integration), {"type": "customer.updated", "payload": payload}, format="json")
 
-    _error(response, 400, "validation_error")
+    assert_error(response, 400, "validation_error")
 
 
 def test_manual_event_already_received_is_a_conflict_pointing_at_it(integration, events, writer):
     payload = event("customer.updated", {"id": 0, "name": "C0", "email": "c0@example.com"}, event_id="fk_ok_0")
 
-    error = _error(
+    error = assert_error(
         writer.post(_url(integration), {"type": "customer.updated", "payload": payload}, format="json"),
         409,
         "duplicate_event",
@@ -216,7 +211,7 @@ def test_replay_of_a_pending_event_is_a_conflict(integration, deliver, writer):
     deliver(integration, event("customer.updated", {}, event_id="fk_waiting"))
     pending = WebhookEvent.objects.get(provider_event_id="fk_waiting")
 
-    error = _error(writer.post(_url(integration, f"/{pending.pk}/replay")), 409, "not_replayable")
+    error = assert_error(writer.post(_url(integration, f"/{pending.pk}/replay")), 409, "not_replayable")
 
     assert error["details"] == {"status": "pending"}
 
@@ -249,7 +244,7 @@ def test_bulk_replay_refuses_when_the_count_changed_since_the_dry_run(integratio
         _url(integration, "/replay"), {"status": "processed", "confirm": True, "expected": 2}, format="json"
     )
 
-    error = _error(response, 409, "count_changed")
+    error = assert_error(response, 409, "count_changed")
     assert error["details"] == {"would_replay": 3, "expected": 2}
     assert WebhookEvent.objects.filter(status="pending").count() == 0
 
@@ -262,7 +257,7 @@ def test_staff_session_with_view_permission_can_list(integration, events, staff_
 
 
 def test_setting_the_secret_needs_the_integrations_write_scope(integration, writer):
-    error = _error(
+    error = assert_error(
         writer.post(_url(integration, "/secret"), {"secret": "fk_new_secret_1"}, format="json"),
         403,
         "permission_denied",
@@ -291,7 +286,7 @@ def test_a_too_short_secret_is_refused_and_nothing_changes(integration):
 
     response = key_client("integrations:write").post(_url(integration, "/secret"), {"secret": "short"}, format="json")
 
-    _error(response, 400, "validation_error")
+    assert_error(response, 400, "validation_error")
     assert type(integration).objects.get(pk=integration.pk).credentials_encrypted == before
 
 
@@ -341,5 +336,5 @@ def test_setup_needs_a_read_scope_and_a_provider_with_webhooks(integration, monk
         credentials={"access_token": "tok-secret-123"},
     )
 
-    _error(key_client("orders:read").get(_url(integration, "/setup/")), 403, "permission_denied")
-    _error(key_client("webhooks:read").get(_url(polled, "/setup/")), 404, "not_found")
+    assert_error(key_client("orders:read").get(_url(integration, "/setup/")), 403, "permission_denied")
+    assert_error(key_client("webhooks:read").get(_url(polled, "/setup/")), 404, "not_found")

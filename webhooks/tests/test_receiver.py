@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from jewelia.core.testing import assert_error
 from webhooks.models import WebhookEvent
 from webhooks.selectors import webhook_counters_get
 from webhooks.services import webhook_secret_set
@@ -17,14 +18,6 @@ from webhooks.tests.conftest import SECRET, receiver_url
 from webhooks.tests.fakes import SIGNATURE_HEADER, delivery, event
 
 pytestmark = pytest.mark.django_db
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["error"]["code"] == code
-    assert set(body["error"]) == {"code", "message", "details", "request_id"}
-    return body["error"]
 
 
 def _today_counts(integration) -> dict:
@@ -68,13 +61,13 @@ def test_stored_headers_leave_out_credentials_a_caller_sent_along(integration, p
 def test_unknown_integration_gets_404_in_the_error_shape(client, fake_provider):
     response = client.post(f"/api/webhooks/{uuid.uuid4()}/", data=b"{}", content_type="application/json")
 
-    _error(response, 404, "not_found")
+    assert_error(response, 404, "not_found")
 
 
 def test_get_is_refused_with_405(client, integration):
     response = client.get(receiver_url(integration))
 
-    _error(response, 405, "method_not_allowed")
+    assert_error(response, 405, "method_not_allowed")
     assert response["Allow"] == "POST"
 
 
@@ -82,7 +75,7 @@ def test_get_is_refused_with_405(client, integration):
 def test_body_declared_over_the_limit_gets_413_and_nothing_is_stored(integration, post_delivery):
     body, headers = delivery(event("customer.updated", {"note": "x" * 300}), SECRET)
 
-    error = _error(post_delivery(integration, body, headers), 413, "payload_too_large")
+    error = assert_error(post_delivery(integration, body, headers), 413, "payload_too_large")
 
     assert error["details"] == {"limit_bytes": 200}
     assert WebhookEvent.objects.count() == 0
@@ -103,7 +96,7 @@ def test_wrong_content_type_gets_415_naming_the_expected_one(integration, post_d
     body, headers = delivery(event("customer.updated", {}), SECRET)
     headers["Content-Type"] = "application/x-www-form-urlencoded"
 
-    error = _error(post_delivery(integration, body, headers), 415, "unsupported_media_type")
+    error = assert_error(post_delivery(integration, body, headers), 415, "unsupported_media_type")
 
     assert error["details"] == {"expected": ["application/json"]}
     assert WebhookEvent.objects.count() == 0
@@ -113,7 +106,7 @@ def test_integration_without_a_secret_refuses_every_delivery(make_integration, p
     integration = make_integration(secret=None)
     body, headers = delivery(event("customer.updated", {}), "any-secret-at-all")
 
-    _error(post_delivery(integration, body, headers), 401, "invalid_signature")
+    assert_error(post_delivery(integration, body, headers), 401, "invalid_signature")
 
     assert WebhookEvent.objects.count() == 0
     assert _today_counts(integration)["rejected_signatures"] == 1
@@ -122,7 +115,7 @@ def test_integration_without_a_secret_refuses_every_delivery(make_integration, p
 def test_bad_signature_gets_401_stores_nothing_and_is_counted(integration, post_delivery):
     body, headers = delivery(event("customer.updated", {}), "not-the-secret")
 
-    error = _error(post_delivery(integration, body, headers), 401, "invalid_signature")
+    error = assert_error(post_delivery(integration, body, headers), 401, "invalid_signature")
 
     assert error["message"] == "The webhook signature could not be verified."
     assert WebhookEvent.objects.count() == 0
@@ -134,7 +127,7 @@ def test_tampered_body_gets_401(integration, post_delivery):
 
     response = post_delivery(integration, body.replace(b"Ada", b"Eve"), headers)
 
-    _error(response, 401, "invalid_signature")
+    assert_error(response, 401, "invalid_signature")
     assert WebhookEvent.objects.count() == 0
 
 
@@ -142,7 +135,7 @@ def test_missing_signature_header_gets_401(integration, post_delivery):
     body, headers = delivery(event("customer.updated", {}), SECRET)
     del headers[SIGNATURE_HEADER]
 
-    _error(post_delivery(integration, body, headers), 401, "invalid_signature")
+    assert_error(post_delivery(integration, body, headers), 401, "invalid_signature")
 
 
 def test_rejections_are_logged_once_a_minute_per_integration(integration, post_delivery, caplog):
@@ -184,7 +177,7 @@ def test_same_event_id_for_two_integrations_is_two_events(make_integration, deli
 def test_authentic_body_that_is_not_json_is_stored_failed_and_answered_400(integration, post_delivery):
     body, headers = delivery(b"<xml>not json</xml>", SECRET)
 
-    error = _error(post_delivery(integration, body, headers), 400, "invalid_payload")
+    error = assert_error(post_delivery(integration, body, headers), 400, "invalid_payload")
 
     assert error["details"]["reason"].startswith("body is not valid JSON")
     stored = WebhookEvent.objects.get()
@@ -283,4 +276,4 @@ def test_delivery_for_an_integration_deleted_meanwhile_gets_404(integration, pos
 
     response = post_delivery(integration, *delivery(event("customer.updated", {}), SECRET))
 
-    _error(response, 404, "not_found")
+    assert_error(response, 404, "not_found")

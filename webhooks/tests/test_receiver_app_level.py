@@ -15,6 +15,7 @@ from django.utils import timezone
 from integrations.sandbox import signing
 from integrations.services import integration_create
 from jewelia.core.actors import Actor
+from jewelia.core.testing import assert_error
 from webhooks.models import WebhookEvent
 from webhooks.selectors import webhook_counters_get
 from webhooks.services import webhook_secret_set
@@ -59,14 +60,6 @@ def _post(client, body: bytes, headers: dict[str, str], url: str = URL):
     headers = dict(headers)
     content_type = headers.pop("Content-Type", "application/json")
     return client.generic("POST", url, data=body, content_type=content_type, headers=headers)
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["error"]["code"] == code
-    assert set(body["error"]) == {"code", "message", "details", "request_id"}
-    return body["error"]
 
 
 def _cloudevents() -> list[dict]:
@@ -254,7 +247,7 @@ def test_a_single_company_delivery_is_the_same_event_through_either_url(client, 
 def test_a_bad_signature_gets_401_and_nothing_is_stored(client, company_a, company_b):
     body, headers = _mixed_delivery(token="someone-elses-token")
 
-    error = _error(_post(client, body, headers), 401, "invalid_signature")
+    error = assert_error(_post(client, body, headers), 401, "invalid_signature")
 
     assert error["message"] == "The webhook signature could not be verified."
     assert WebhookEvent.objects.count() == 0
@@ -264,14 +257,14 @@ def test_a_delivery_signed_with_an_integration_s_own_secret_is_refused_here(clie
     webhook_secret_set(integration=company_a, secret="per-integration-verifier")
     body, headers = _mixed_delivery(token="per-integration-verifier")
 
-    _error(_post(client, body, headers), 401, "invalid_signature")
+    assert_error(_post(client, body, headers), 401, "invalid_signature")
 
 
 def test_a_missing_signature_header_gets_401(client, company_a):
     body, headers = _mixed_delivery()
     del headers["intuit-signature"]
 
-    _error(_post(client, body, headers), 401, "invalid_signature")
+    assert_error(_post(client, body, headers), 401, "invalid_signature")
     assert WebhookEvent.objects.count() == 0
 
 
@@ -280,7 +273,7 @@ def test_without_a_verifier_token_configured_every_delivery_gets_401(client, com
     body, headers = _mixed_delivery()
 
     with caplog.at_level(logging.WARNING, logger="jewelia.security.webhooks"):
-        _error(_post(client, body, headers), 401, "invalid_signature")
+        assert_error(_post(client, body, headers), 401, "invalid_signature")
 
     assert WebhookEvent.objects.count() == 0
     [line] = [r.getMessage() for r in caplog.records if r.name == "jewelia.security.webhooks"]
@@ -301,7 +294,7 @@ def test_wrong_content_type_gets_415_naming_the_expected_one(client, company_a):
     body, headers = _mixed_delivery()
     headers["Content-Type"] = "text/plain"
 
-    error = _error(_post(client, body, headers), 415, "unsupported_media_type")
+    error = assert_error(_post(client, body, headers), 415, "unsupported_media_type")
 
     assert error["details"] == {"expected": ["application/json"]}
     assert WebhookEvent.objects.count() == 0
@@ -312,7 +305,7 @@ def test_a_body_over_the_limit_gets_413_and_nothing_is_stored(client, company_a)
     body, headers = _mixed_delivery()
     assert len(body) > 200
 
-    error = _error(_post(client, body, headers), 413, "payload_too_large")
+    error = assert_error(_post(client, body, headers), 413, "payload_too_large")
 
     assert error["details"] == {"limit_bytes": 200}
     assert WebhookEvent.objects.count() == 0
@@ -326,8 +319,8 @@ def test_an_authentic_body_that_is_not_a_delivery_gets_400_and_is_kept_by_every_
     retry of the same bytes adds nothing."""
     body, headers = signing.intuit_delivery({"id": "not-a-delivery"}, TOKEN)
 
-    error = _error(_post(client, body, headers), 400, "invalid_payload")
-    _error(_post(client, body, headers), 400, "invalid_payload")
+    error = assert_error(_post(client, body, headers), 400, "invalid_payload")
+    assert_error(_post(client, body, headers), 400, "invalid_payload")
 
     assert "neither a CloudEvents array nor an eventNotifications object" in error["details"]["reason"]
     kept = WebhookEvent.objects.order_by("integration__name")
@@ -343,7 +336,7 @@ def test_an_unparsable_delivery_with_no_company_connected_is_logged_with_its_has
     body, headers = signing.intuit_delivery({"id": "not-a-delivery"}, TOKEN)
 
     with caplog.at_level(logging.ERROR, logger="jewelia.webhooks"):
-        _error(_post(client, body, headers), 400, "invalid_payload")
+        assert_error(_post(client, body, headers), 400, "invalid_payload")
 
     assert WebhookEvent.objects.count() == 0
     assert hashlib.sha256(body).hexdigest() in caplog.text
@@ -353,13 +346,13 @@ def test_an_unparsable_delivery_with_no_company_connected_is_logged_with_its_has
 def test_a_provider_without_app_level_webhooks_has_no_such_endpoint(client, key):
     response = client.post(f"/api/webhooks/providers/{key}/", data=b"[]", content_type="application/json")
 
-    _error(response, 404, "not_found")
+    assert_error(response, 404, "not_found")
 
 
 def test_get_is_refused_with_405(client):
     response = client.get(reverse("webhook-receive-provider", args=["quickbooks"]))
 
-    _error(response, 405, "method_not_allowed")
+    assert_error(response, 405, "method_not_allowed")
     assert response["Allow"] == "POST"
 
 
