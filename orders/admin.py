@@ -8,7 +8,7 @@ from django.db import transaction
 from jewelia.core.actors import Actor
 from jewelia.core.exceptions import JeweliaError
 
-from . import services
+from . import selectors, services
 from .currencies import money_format
 from .models import (
     Customer,
@@ -82,6 +82,19 @@ class ShipmentInline(admin.StackedInline):
     fields = [("carrier", "service", "tracking_number"), ("status", "shipped_at", "delivered_at"), "tracking_events"]
 
 
+class OrderCurrencyFilter(admin.SimpleListFilter):
+    """The currencies orders are in, found by index probes: the default filter's DISTINCT read every order."""
+
+    title = "currency"
+    parameter_name = "currency__exact"
+
+    def lookups(self, request, model_admin):
+        return [(code, code) for code in selectors.order_currencies_in_use()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
 class OrderAdminForm(forms.ModelForm):
     transition_to = forms.ChoiceField(
         required=False, label="Change status to", help_text="Only the moves allowed from the current status."
@@ -127,10 +140,21 @@ class OrderAdmin(admin.ModelAdmin):
         "placed_at",
         "due_date",
     ]
-    list_filter = ["status", "payment_status", "fulfillment_status", "channel", "currency"]
-    search_fields = ["number", "external_reference", "customer__name", "customer__email"]
+    # Placed-at as a list filter (today, past 7 days, this month, this year), not a date hierarchy: the hierarchy's
+    # DISTINCT over every order's year took 0.2 s at a million orders, 0.45 s with a search.
+    list_filter = [
+        "status",
+        "payment_status",
+        "fulfillment_status",
+        "channel",
+        OrderCurrencyFilter,
+        ("placed_at", admin.DateFieldListFilter),
+    ]
+    # Searched like the API's `q` (number, external reference, customer name and email, item SKU and name), through
+    # the trigram indexes (`get_search_results`); the fields here only make the admin show its search box.
+    search_fields = ["number"]
+    show_full_result_count = False  # a second COUNT over every order on each filtered page
     list_select_related = ["customer"]
-    date_hierarchy = "placed_at"
     raw_id_fields = ["customer"]
     readonly_fields = [
         "number",
@@ -152,6 +176,9 @@ class OrderAdmin(admin.ModelAdmin):
     ]
     inlines = [OrderItemInline, OrderStatusHistoryInline, PaymentInline, ShipmentInline]
     actions = ["confirm_orders", "cancel_orders"]
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.order_search(queryset=queryset, term=search_term), False
 
     @admin.display(description="Total", ordering="total")
     def total_display(self, order: Order) -> str:

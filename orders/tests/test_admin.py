@@ -217,3 +217,41 @@ def test_bulk_delete_of_a_confirmed_order_is_refused_whole(admin_client, order):
     )
     assert response.status_code == 403
     assert Order.objects.filter(pk__in=[order.pk, other.pk]).count() == 2
+
+
+def test_changelist_search_finds_what_the_api_search_finds(admin_client, order):
+    """The admin searches like the API's `q` (through the trigram indexes on PostgreSQL): number, customer name
+    and email, item SKU."""
+    other = order_create(
+        actor=Actor.system(),
+        currency="EUR",
+        customer=CustomerFactory(name="Grace Kelly", email="grace@example.com"),
+        items=[ItemInput(name="Pearl necklace", sku="NK-PEARL", quantity=1, unit_price=Decimal("900.00"))],
+    )
+    url = reverse("admin:orders_order_changelist")
+
+    def found(term: str) -> set[str]:
+        response = admin_client.get(url, {"q": term})
+        return {row.number for row in response.context["cl"].result_list}
+
+    assert found("grace@example") == {other.number}
+    assert found("NK-PEARL") == {other.number}
+    assert found(order.number) == {order.number}
+    assert found("Kelly") == {other.number}
+
+
+def test_currency_filter_offers_the_currencies_orders_are_in(admin_client, order):
+    from orders.selectors import order_currencies_in_use
+
+    usd = order_create(
+        actor=Actor.system(),
+        currency="USD",
+        customer=CustomerFactory(),
+        items=[ItemInput(name="Watch", sku="WT-1", quantity=1, unit_price=Decimal("100.00"))],
+    )
+    response = admin_client.get(reverse("admin:orders_order_changelist"), {"currency__exact": "USD"})
+
+    assert order_currencies_in_use() == ["EUR", "USD"]
+    assert [row.number for row in response.context["cl"].result_list] == [usd.number]
+    currency_filter = next(f for f in response.context["cl"].filter_specs if f.title == "currency")
+    assert [value for value, _label in currency_filter.lookup_choices] == ["EUR", "USD"]
