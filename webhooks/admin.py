@@ -19,6 +19,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from integrations.models import Integration
+from integrations.providers import registry
+from integrations.providers.base import Capability
 from jewelia.core.exceptions import Conflict
 from webhooks.models import REPLAYABLE_STATUSES, DeadWebhookEvent, WebhookCounter, WebhookEvent, WebhookEventStatus
 from webhooks.selectors import LIST_DEFERRED
@@ -36,12 +39,22 @@ _STATUS_COLOURS = {
 
 
 class EventTypeFilter(admin.SimpleListFilter):
+    """The types the connected providers handle, from their handler tables: a DISTINCT over the inbox read every
+    event (0.16 s at half a million). Other types (stored and ignored) are still filterable by URL."""
+
     title = "type"
     parameter_name = "event_type"
 
     def lookups(self, request, model_admin):
-        types = WebhookEvent.objects.order_by("event_type").values_list("event_type", flat=True).distinct()[:200]
-        return [(value, value or "(none)") for value in types]
+        types: set[str] = set()
+        for key in Integration.objects.order_by().values_list("provider", flat=True).distinct():
+            try:
+                provider = registry.get_provider(key)
+            except KeyError:
+                continue
+            if provider.has(Capability.WEBHOOKS):
+                types.update(provider.webhook_handlers())
+        return [(value, value) for value in sorted(types)] + [("", "(none: unparsable)")]
 
     def queryset(self, request, queryset):
         return queryset.filter(event_type=self.value()) if self.value() is not None else queryset
@@ -64,11 +77,19 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "manual",
         "provider_event_id",
     ]
-    list_filter = ["status", EventTypeFilter, ("integration", admin.RelatedOnlyFieldListFilter), "manual"]
+    # Kept cheap for an inbox of millions of events: received-at as a date list filter, not a date hierarchy (a
+    # DISTINCT over every event's month), integrations listed as they are (not those found among the events),
+    # newest first by id (the primary key's order, which is the order of receipt).
+    list_filter = [
+        "status",
+        EventTypeFilter,
+        ("integration", admin.RelatedFieldListFilter),
+        "manual",
+        ("received_at", admin.DateFieldListFilter),
+    ]
     list_select_related = ["integration"]
     search_fields = ["=provider_event_id", "=group_id"]
-    date_hierarchy = "received_at"
-    ordering = ["-received_at", "-id"]
+    ordering = ["-id"]
     actions = ["replay_events"]
     show_full_result_count = False  # a count over the whole inbox is the slowest part of a changelist
     fieldsets = [
@@ -211,7 +232,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 class DeadWebhookEventAdmin(WebhookEventAdmin):
     """The dead letters: events processing gave up on, waiting for someone to fix the cause and replay them."""
 
-    list_filter = [EventTypeFilter, ("integration", admin.RelatedOnlyFieldListFilter), "manual"]
+    list_filter = [EventTypeFilter, ("integration", admin.RelatedFieldListFilter), "manual"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(status=WebhookEventStatus.DEAD)
