@@ -367,6 +367,8 @@ class PaymentAdmin(admin.ModelAdmin):
     list_filter = ["status", "provider", "method", "currency"]
     search_fields = ["external_id", "order__number", "customer__email"]
     list_select_related = ["order"]
+    ordering = ["-id"]  # newest first through the primary key: sorting every payment by created_at has no index
+    show_full_result_count = False
     raw_id_fields = ["order", "customer"]
     readonly_fields = ["source_updated_at", "created_at", "updated_at"]
 
