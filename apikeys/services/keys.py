@@ -65,48 +65,44 @@ def api_key_check_expiry(*, expires_at: datetime | None, created_at: datetime, n
             )
 
 
-def _check_within(
-    acting_key: ApiKey | None,
-    *,
-    scopes: list[str],
-    expires_at: datetime | None,
-    allowed_networks: list[str],
-    rate_limit_per_minute: int,
-    message: str = "An API key cannot give a key more than it holds itself.",
-) -> None:
+_ESCALATION = "An API key cannot give a key more than it holds itself."
+_NOT_MANAGEABLE = "An API key can only manage keys within its own scopes and limits."
+
+
+def _check_within(acting_key: ApiKey | None, key: ApiKey, *, message: str = _ESCALATION) -> None:
     """Refuse (403) a key that would exceed `acting_key` in scopes, lifetime, networks or rate limit."""
     if acting_key is None:
         return
     problems: dict[str, Any] = {}
-    extra_scopes = sorted(set(scopes) - set(acting_key.scopes))
+    extra_scopes = sorted(set(key.scopes) - set(acting_key.scopes))
     if extra_scopes:
         problems["scopes"] = extra_scopes
     acting_end = acting_key.usable_until
-    if acting_end is not None and (expires_at is None or expires_at > acting_end):
+    if acting_end is not None and (key.expires_at is None or key.expires_at > acting_end):
         problems["expires_at"] = f"must be on or before {acting_end.isoformat()}"
     if acting_key.allowed_networks:
         own = [ipaddress.ip_network(item) for item in acting_key.allowed_networks]
         inside = [
             any(net.version == mine.version and net.subnet_of(mine) for mine in own)  # type: ignore[arg-type]
-            for net in (ipaddress.ip_network(item) for item in allowed_networks)
+            for net in (ipaddress.ip_network(item) for item in key.allowed_networks)
         ]
         if not inside or not all(inside):
             problems["allowed_networks"] = f"must lie within {', '.join(acting_key.allowed_networks)}"
-    if rate_limit_per_minute > acting_key.rate_limit_per_minute:
+    if key.rate_limit_per_minute > acting_key.rate_limit_per_minute:
         problems["rate_limit_per_minute"] = f"must be at most {acting_key.rate_limit_per_minute}"
     if problems:
         raise PrivilegeEscalation(message, details=problems)
 
 
-def _check_manageable(acting_key: ApiKey | None, key: ApiKey) -> None:
-    _check_within(
-        acting_key,
-        scopes=key.scopes,
-        expires_at=key.expires_at,
-        allowed_networks=key.allowed_networks,
-        rate_limit_per_minute=key.rate_limit_per_minute,
-        message="An API key can only manage keys within its own scopes and limits.",
-    )
+def _lock_changeable(key: ApiKey, acting_key: ApiKey | None, *, revoked: str, rotated: str) -> ApiKey:
+    """The key's row, locked; 409 when it was revoked or rotated, 403 when `acting_key` may not manage it."""
+    locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if locked.revoked_at is not None:
+        raise Conflict(revoked)
+    if locked.grace_ends_at is not None:
+        raise Conflict(rotated)
+    _check_within(acting_key, locked, message=_NOT_MANAGEABLE)
+    return locked
 
 
 def _earliest_end(*, now: datetime, acting_key: ApiKey | None, wanted: datetime | None = None) -> datetime | None:
@@ -128,26 +124,20 @@ def _save_validated(key: ApiKey) -> None:
     key.save()
 
 
-def _new_key(*, actor: Actor, now: datetime, **fields) -> tuple[ApiKey, str]:
+def _new_key(*, actor: Actor, now: datetime, acting_key: ApiKey | None = None, **fields) -> tuple[ApiKey, str]:
+    """Create a key with `fields` (refused when it would exceed `acting_key`); returns the row and the key."""
     public_id = tokens.new_public_id()
     raw = tokens.generate(public_id)
     key = ApiKey(
-        public_id=public_id,
-        key_hash=tokens.key_hash(raw),
-        created_at=now,
-        **{f"created_by_{name}": value for name, value in _actor_fields(actor).items()},
-        **fields,
+        public_id=public_id, key_hash=tokens.key_hash(raw), created_at=now, **actor.as_fields("created_by"), **fields
     )
+    _check_within(acting_key, key)
     _save_validated(key)
     return key, raw
 
 
 def _describe(actor: Actor) -> str:
     return f"{actor.kind}:{actor.id or actor.label}"
-
-
-def _actor_fields(actor: Actor) -> dict:
-    return {"type": actor.kind, "id": actor.id, "label": actor.label[:200]}
 
 
 def api_key_create(
@@ -175,16 +165,10 @@ def api_key_create(
         if acting_key is not None:
             rate_limit_per_minute = min(rate_limit_per_minute, acting_key.rate_limit_per_minute)
     api_key_check_expiry(expires_at=expires_at, created_at=now, now=now)
-    _check_within(
-        acting_key,
-        scopes=scopes,
-        expires_at=expires_at,
-        allowed_networks=networks,
-        rate_limit_per_minute=rate_limit_per_minute,
-    )
     key, raw = _new_key(
         actor=actor,
         now=now,
+        acting_key=acting_key,
         name=name,
         description=description,
         scopes=list(scopes),
@@ -210,12 +194,12 @@ def api_key_update(
     rate_limit_per_minute=_UNSET,
 ) -> ApiKey:
     """Change a key's settings (only those passed). Revoked and rotated keys cannot be changed."""
-    key = ApiKey.objects.select_for_update().get(pk=key.pk)
-    if key.revoked_at is not None:
-        raise Conflict("A revoked API key cannot be changed.")
-    if key.grace_ends_at is not None:
-        raise Conflict("This API key was rotated; change the key that replaced it.")
-    _check_manageable(acting_key, key)
+    key = _lock_changeable(
+        key,
+        acting_key,
+        revoked="A revoked API key cannot be changed.",
+        rotated="This API key was rotated; change the key that replaced it.",
+    )
     now = timezone.now()
     changes = {
         "name": name,
@@ -231,13 +215,7 @@ def api_key_update(
         key.expiry_notified_at = None  # a new expiry date deserves its own notice
     for field, value in changes.items():
         setattr(key, field, value)
-    _check_within(
-        acting_key,
-        scopes=key.scopes,
-        expires_at=key.expires_at,
-        allowed_networks=key.allowed_networks,
-        rate_limit_per_minute=key.rate_limit_per_minute,
-    )
+    _check_within(acting_key, key)
     _save_validated(key)
     transaction.on_commit(lambda: key_publish(key))
     logger.info("API key %s changed by %s (%s)", key.identifier, _describe(actor), ", ".join(sorted(changes)))
@@ -250,10 +228,12 @@ def api_key_revoke(*, key: ApiKey, actor: Actor, acting_key: ApiKey | None = Non
     key = ApiKey.objects.select_for_update().get(pk=key.pk)
     if key.revoked_at is not None:
         return key
-    _check_manageable(acting_key, key)
+    _check_within(acting_key, key, message=_NOT_MANAGEABLE)
     key.revoked_at = timezone.now()
-    key.revoked_by_type, key.revoked_by_id, key.revoked_by_label = actor.kind, actor.id, actor.label[:200]
-    key.save(update_fields=["revoked_at", "revoked_by_type", "revoked_by_id", "revoked_by_label", "updated_at"])
+    revoked_by = actor.as_fields("revoked_by")
+    for field, value in revoked_by.items():
+        setattr(key, field, value)
+    key.save(update_fields=["revoked_at", *revoked_by, "updated_at"])
     transaction.on_commit(lambda: key_publish(key))
     logger.info("API key %s revoked by %s", key.identifier, _describe(actor))
     return key
@@ -270,12 +250,12 @@ def api_key_rotate(
     """
     if not timedelta(0) <= grace_period <= MAX_GRACE_PERIOD:
         raise _fields_error("grace_period", "Must be between 0 and 7 days.")
-    old = ApiKey.objects.select_for_update().get(pk=key.pk)
-    if old.revoked_at is not None:
-        raise Conflict("A revoked API key cannot be rotated.")
-    if old.grace_ends_at is not None:
-        raise Conflict("This API key was already rotated; rotate the key that replaced it.")
-    _check_manageable(acting_key, old)
+    old = _lock_changeable(
+        key,
+        acting_key,
+        revoked="A revoked API key cannot be rotated.",
+        rotated="This API key was already rotated; rotate the key that replaced it.",
+    )
     now = timezone.now()
     same_lifetime = now + (old.expires_at - old.created_at) if old.expires_at is not None else None
     expires_at = _earliest_end(now=now, acting_key=acting_key, wanted=same_lifetime)
