@@ -13,10 +13,6 @@ class Scope:
     name: str
     description: str
 
-    @property
-    def resource(self) -> str:
-        return self.name.split(":", 1)[0]
-
 
 SCOPES: dict[str, Scope] = {
     scope.name: scope
@@ -36,10 +32,6 @@ SCOPES: dict[str, Scope] = {
         Scope("api_keys:write", "Create, change, rotate and revoke API keys within this key's own scopes."),
     )
 }
-
-
-def is_known_scope(name: str) -> bool:
-    return name in SCOPES
 
 
 def scope_choices() -> list[tuple[str, str]]:

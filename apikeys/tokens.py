@@ -42,7 +42,6 @@ _KEY_RE = re.compile(
 @dataclass(frozen=True)
 class ParsedKey:
     public_id: str
-    raw: str
 
 
 def _base62(number: int, width: int) -> str:
@@ -74,7 +73,7 @@ def parse(raw: str) -> ParsedKey | None:
     match = _KEY_RE.match(raw)
     if match is None or _checksum(raw[:-CHECKSUM_LENGTH]) != match["checksum"]:
         return None
-    return ParsedKey(public_id=match["public_id"], raw=raw)
+    return ParsedKey(public_id=match["public_id"])
 
 
 def display_prefix(public_id: str) -> str:
