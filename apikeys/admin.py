@@ -35,6 +35,20 @@ GRACE_CHOICES = [
     (7 * 86400, "7 days"),
 ]
 
+# Shown read-only on every key's page: who made and revoked it, rotation and use.
+HISTORY_FIELDS = [
+    "created_at",
+    "created_by_label",
+    "revoked_at",
+    "revoked_by_label",
+    "replaces",
+    "replacement",
+    "grace_ends_at",
+    "last_used_at",
+    "last_used_ip",
+    "expiry_notified_at",
+]
+
 
 class NetworksField(forms.Field):
     """IP networks, one per line (a list in the model)."""
@@ -129,40 +143,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "public_id", "description"]
     actions = ["revoke_keys", "rotate_keys"]
     inlines = [ApiKeyUsageInline]
-    readonly_fields = [
-        "identifier",
-        "status_label",
-        "created_at",
-        "created_by_label",
-        "revoked_at",
-        "revoked_by_label",
-        "replaces",
-        "replacement",
-        "grace_ends_at",
-        "last_used_at",
-        "last_used_ip",
-        "expiry_notified_at",
-    ]
+    readonly_fields = ["identifier", "status_label", *HISTORY_FIELDS]
     fieldsets = [
         (None, {"fields": ["identifier", "status_label", "name", "description", "scopes"]}),
         ("Limits", {"fields": ["expires_at", "allowed_networks", "rate_limit_per_minute"]}),
-        (
-            "History",
-            {
-                "fields": [
-                    "created_at",
-                    "created_by_label",
-                    "revoked_at",
-                    "revoked_by_label",
-                    "replaces",
-                    "replacement",
-                    "grace_ends_at",
-                    "last_used_at",
-                    "last_used_ip",
-                    "expiry_notified_at",
-                ]
-            },
-        ),
+        ("History", {"fields": HISTORY_FIELDS}),
     ]
 
     def get_queryset(self, request):
