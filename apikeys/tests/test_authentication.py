@@ -4,10 +4,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
 
 from apikeys import tokens
 from apikeys.authentication import ApiKeyPrincipal
+from apikeys.cache import RedisStore, key_store
 from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke, api_key_update, api_key_usage_flush
 from jewelia.core.actors import Actor
@@ -143,6 +145,29 @@ def test_cached_key_row_authenticates_without_database_queries():
         assert client.get(URL).status_code == 200
     assert [query["sql"].split(" ")[0] for query in first] == ["SELECT"]
     assert len(second) == 0
+
+
+@pytest.mark.services
+def test_a_request_with_a_cached_key_costs_one_redis_round_trip(monkeypatch):
+    """The benchmarked hot path: verify, judge the rate limit and count usage in one Lua call, no other I/O."""
+    assert isinstance(key_store(), RedisStore)
+    _, raw = create_key(scopes=["orders:read"])
+    client = key_client(raw)
+    assert client.get(URL).status_code == 200  # caches the row here and in Redis, loads the Lua script
+    sent = []
+    send = AbstractConnection.send_packed_command
+
+    def counted(connection, command, check_health=True):
+        sent.append(command)
+        return send(connection, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(URL).status_code == 200
+        assert len(sent) == 1
+        assert_error(key_client(raw[:-1]).get(URL), 401, "authentication_failed")  # refused before any lookup
+        assert len(sent) == 1
+    assert len(queries) == 0
 
 
 def test_staff_basic_auth_still_works(staff_user):
