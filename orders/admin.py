@@ -22,7 +22,7 @@ from .models import (
     StockMovement,
     StockReason,
 )
-from .transitions import ITEMS_EDITABLE_STATUSES, allowed_next
+from .transitions import DELETABLE_STATUSES, ITEMS_EDITABLE_STATUSES, allowed_next
 
 
 def _error_text(exc: JeweliaError) -> str:
@@ -261,7 +261,7 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(request, text, messages.WARNING)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and not obj.is_deletable:
+        if obj is not None and obj.status not in DELETABLE_STATUSES:
             return False
         return super().has_delete_permission(request, obj)
 

@@ -281,10 +281,6 @@ class Order(models.Model):
     def __str__(self) -> str:
         return self.number
 
-    @property
-    def is_deletable(self) -> bool:
-        return self.status in (OrderStatus.PENDING, OrderStatus.CANCELLED)
-
 
 class OrderItem(models.Model):
     """One line of an order. SKU, name and price are captured at sale time, so later product edits (or a
