@@ -13,10 +13,32 @@ from django.db.models import Count, F, Max, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from orders.models import Order, OrderItem
+from orders.models import (
+    Order,
+    OrderItem,
+    OrderStatsChannelDailyTotal,
+    OrderStatsCustomerWindow,
+    OrderStatsDailyTotal,
+    OrderStatsDay,
+    OrderStatsProductDay,
+    OrderStatsProductMonth,
+    OrderStatsProductWindow,
+)
 from orders.transitions import NON_REVENUE_STATUSES
 
 DayRun = tuple[date, date]  # first and last day, inclusive
+# Every rollup table (the marks, `OrderStatsDirtyDay`, are not one): what a rebuild empties and refills.
+ROLLUP_MODELS: tuple[type[Model], ...] = (
+    OrderStatsDailyTotal,
+    OrderStatsChannelDailyTotal,
+    OrderStatsProductDay,
+    OrderStatsProductMonth,
+    OrderStatsProductWindow,
+    OrderStatsCustomerWindow,
+    OrderStatsDay,
+)
+# A SKU's window (`OrderStatsProductWindow`) spans this many calendar months: a year-long range spans at most 13.
+PRODUCT_WINDOW_MONTHS = 13
 
 
 def stats_timezone():
@@ -76,13 +98,16 @@ def daily_totals(orders: QuerySet[Order], *, by_channel: bool = False) -> QueryS
     )
 
 
+def revenue_items(items: QuerySet[OrderItem]) -> QuerySet[OrderItem]:
+    """The items the top products count: not of a cancelled or refunded order, and with a SKU."""
+    return items.exclude(sku="").exclude(order__status__in=NON_REVENUE_STATUSES)
+
+
 def daily_products(items: QuerySet[OrderItem]) -> QuerySet:
-    """Revenue items per day, currency and SKU: `OrderStatsProductDay` rows. Items of cancelled or refunded orders
-    and items without a SKU are left out, as in the top products list."""
+    """Revenue items (`revenue_items`) per day, currency and SKU: `OrderStatsProductDay` rows."""
     return (
-        items.order_by()
-        .exclude(sku="")
-        .exclude(order__status__in=NON_REVENUE_STATUSES)
+        revenue_items(items)
+        .order_by()
         .annotate(day=TruncDate("order__placed_at", tzinfo=stats_timezone()), currency=F("order__currency"))
         .values("day", "currency", "sku")
         .annotate(name=Max("name"), product_id=Max("product_id"), quantity=Sum("quantity"), revenue=Sum("line_total"))

@@ -55,7 +55,15 @@ from orders.models import (
     OrderStatus,
     PaymentStatus,
 )
-from orders.rollups import DayRun, day_runs, day_start, month_start, placed_on, stats_timezone
+from orders.rollups import (
+    PRODUCT_WINDOW_MONTHS,
+    DayRun,
+    day_runs,
+    month_start,
+    placed_on,
+    revenue_items,
+    stats_timezone,
+)
 from orders.transitions import NON_REVENUE_STATUSES
 
 INTERVALS = ("day", "week", "month")
@@ -68,7 +76,6 @@ BOUNDED_MIN_DAYS = 92
 BOUNDED_MIN_ORDERS = 20_000
 CUSTOMER_CANDIDATES = 1_000
 PRODUCT_CANDIDATES = 150
-PRODUCT_WINDOW_MONTHS = 13
 
 
 @dataclass(frozen=True)
@@ -121,12 +128,7 @@ def _amounts(by_currency: dict[str, Decimal], currencies: list[str]) -> list[dic
 
 def _placed_in(stats_range: StatsRange, *, prefix: str = "") -> Q:
     """Orders placed in the range (and its channels), or the rows whose `prefix` reaches such an order."""
-    condition = Q(
-        **{
-            f"{prefix}placed_at__gte": day_start(stats_range.date_from),
-            f"{prefix}placed_at__lt": day_start(stats_range.date_to + timedelta(days=1)),
-        }
-    )
+    condition = placed_on([(stats_range.date_from, stats_range.date_to)], prefix=prefix)
     if stats_range.channels:
         condition &= Q(**{f"{prefix}channel__in": stats_range.channels})
     return condition
@@ -519,15 +521,9 @@ def _windows_and_live_sums(
 
 
 def _live_items(orders: Q) -> QuerySet:
-    """Revenue items (orders not cancelled or refunded, SKU not empty) of the orders matching `orders` (a condition
-    on the items' `order__` fields), as the product rollups count them."""
-    return (
-        OrderItem.objects.filter(orders)
-        .exclude(sku="")
-        .exclude(order__status__in=NON_REVENUE_STATUSES)
-        .order_by()
-        .annotate(currency=F("order__currency"))
-    )
+    """Revenue items (`revenue_items`, as the product rollups count them) of the orders matching `orders` (a
+    condition on the items' `order__` fields)."""
+    return revenue_items(OrderItem.objects.filter(orders)).order_by().annotate(currency=F("order__currency"))
 
 
 def _product_sums_query(items: QuerySet) -> QuerySet:

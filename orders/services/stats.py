@@ -44,6 +44,8 @@ from orders.models import (
     OrderStatsProductWindow,
 )
 from orders.rollups import (
+    PRODUCT_WINDOW_MONTHS,
+    ROLLUP_MODELS,
     daily_products,
     daily_totals,
     day_runs,
@@ -60,7 +62,6 @@ logger = logging.getLogger(__name__)
 
 REFRESH_BATCH_DAYS = 31  # days recomputed per transaction
 MARKS_PER_BATCH = 5_000
-PRODUCT_WINDOW_MONTHS = 13  # a year-long range spans at most 13 calendar months
 _LOCK_KEY = 7_142_003  # arbitrary, unique to the stats rollups among this database's advisory locks
 _DELETE_CHUNK = 500
 # A write is stamped with updated_at before it commits; a day refreshed within this margin after the stamp may not
@@ -115,16 +116,8 @@ def order_stats_rebuild() -> int:
         _lock()
         marks = list(OrderStatsDirtyDay.objects.values_list("id", flat=True))
         started = timezone.now()
-        for model in (
-            OrderStatsDailyTotal,
-            OrderStatsChannelDailyTotal,
-            OrderStatsProductDay,
-            OrderStatsProductMonth,
-            OrderStatsProductWindow,
-            OrderStatsCustomerWindow,
-            OrderStatsDay,
-        ):
-            model.objects.all().delete()
+        for model in ROLLUP_MODELS:
+            model._default_manager.all().delete()
         bounds = Order.objects.aggregate(first=Min("placed_at"), last=Max("placed_at"))
         if bounds["first"] is None:
             _delete_marks(marks)

@@ -14,15 +14,11 @@ from orders import tasks
 from orders.models import (
     Order,
     OrderItem,
-    OrderStatsChannelDailyTotal,
-    OrderStatsCustomerWindow,
     OrderStatsDailyTotal,
     OrderStatsDay,
     OrderStatsDirtyDay,
-    OrderStatsProductDay,
-    OrderStatsProductMonth,
-    OrderStatsProductWindow,
 )
+from orders.rollups import ROLLUP_MODELS
 from orders.selectors import stats as stats_selector
 from orders.selectors.stats import StatsRange, order_stats
 from orders.services import (
@@ -42,15 +38,6 @@ from orders.tests.factories import CustomerFactory, ProductFactory
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("tests")
 YEAR = StatsRange(date_from=date(2025, 1, 1), date_to=date(2025, 12, 31), interval="month")
-ROLLUPS = (
-    OrderStatsDailyTotal,
-    OrderStatsChannelDailyTotal,
-    OrderStatsProductDay,
-    OrderStatsProductMonth,
-    OrderStatsProductWindow,
-    OrderStatsCustomerWindow,
-    OrderStatsDay,
-)
 
 
 def _at(month: int, day: int, hour: int = 12) -> datetime:
@@ -60,7 +47,7 @@ def _at(month: int, day: int, hour: int = 12) -> datetime:
 def _live(stats_range: StatsRange) -> dict:
     """The stats with no rollup at all (every day aggregated live): the reference."""
     with transaction.atomic():
-        for model in (*ROLLUPS, OrderStatsDirtyDay):
+        for model in (*ROLLUP_MODELS, OrderStatsDirtyDay):
             model.objects.all().delete()
         result = order_stats(stats_range=stats_range)
         transaction.set_rollback(True)
@@ -82,6 +69,22 @@ def _create(customer, products, *, placed_at, currency="EUR", channel="in_store"
         status=status,
         placed_at=placed_at,
         items=[ItemInput(quantity=quantity, unit_price=product.price, product=product) for product in products],
+    )
+
+
+def _bulk_items(lines) -> None:
+    """One item of quantity 1 at the product's price per (order, product), written as a bulk importer would."""
+    OrderItem.objects.bulk_create(
+        OrderItem(
+            order=order,
+            product=product,
+            sku=product.sku,
+            name=product.name,
+            quantity=1,
+            unit_price=product.price,
+            line_total=product.price,
+        )
+        for order, product in lines
     )
 
 
@@ -270,18 +273,7 @@ def test_a_bulk_insert_that_only_marks_its_days_is_counted_at_once(shop):
             )
             for n, placed_at in enumerate([_at(3, 1, 9), _at(6, 30), _at(6, 30, 18)])
         )
-        OrderItem.objects.bulk_create(
-            OrderItem(
-                order=order,
-                product=ring,
-                sku=ring.sku,
-                name=ring.name,
-                quantity=1,
-                unit_price=ring.price,
-                line_total=ring.price,
-            )
-            for order in orders
-        )
+        _bulk_items((order, ring) for order in orders)
         order_stats_mark_dirty(days=[order.placed_at for order in orders])
     assert _marked_days() == {date(2025, 3, 1), date(2025, 6, 30)}
     assert _assert_exact()["orders"] == 9
@@ -346,7 +338,7 @@ def test_rebuild_produces_the_same_rollups_as_incremental_refreshes(shop):
                 tuple(str(value) for key, value in row.items() if key not in ("id", "refreshed_at"))
                 for row in model.objects.values()
             )
-            for model in ROLLUPS
+            for model in ROLLUP_MODELS
         }
 
     incremental = snapshot()
@@ -433,19 +425,7 @@ def test_the_bound_decides_without_the_full_computation_when_the_leaders_stand_o
         for k in range(12)
         for month in range(1, 13)
     )
-    OrderItem.objects.bulk_create(
-        OrderItem(
-            order=order,
-            product=product,
-            sku=product.sku,
-            name=product.name,
-            quantity=1,
-            unit_price=product.price,
-            line_total=product.price,
-        )
-        for order in orders
-        for product in [products[int(order.number.split("-")[1])]]
-    )
+    _bulk_items((order, products[int(order.number.split("-")[1])]) for order in orders)
     order_stats_rebuild()
     _create(customers[11], [products[11]], placed_at=_at(6, 1), status="completed")  # a dirty day
     monkeypatch.setattr(stats_selector, "BOUNDED_MIN_DAYS", 1)
