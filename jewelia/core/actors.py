@@ -13,8 +13,6 @@ class Actor:
     id: str = ""
     label: str = ""
 
-    KINDS = ("user", "api_key", "integration", "system")
-
     @classmethod
     def system(cls, label: str = "system") -> "Actor":
         return cls("system", "", label)
