@@ -6,7 +6,7 @@ ERROR_SCHEMA = {
     "properties": {
         "error": {
             "type": "object",
-            "required": ["code", "message", "details"],
+            "required": ["code", "message", "details", "request_id"],  # request_id is always sent, maybe null
             "properties": {
                 "code": {"type": "string", "example": "validation_error"},
                 "message": {"type": "string"},

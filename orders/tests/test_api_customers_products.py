@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from jewelia.core.testing import assert_error
 from orders.models import Customer, Product, StockMovement
 from orders.tests.factories import CustomerFactory, OrderFactory, OrderItemFactory, ProductFactory
 
@@ -23,23 +24,23 @@ def test_create_customer_stamps_marketing_consent_with_source_and_time(staff_cli
 def test_duplicate_email_in_another_case_is_a_400(staff_client):
     CustomerFactory(email="ada@example.com")
     response = staff_client.post("/api/customers/", {"name": "Ada", "email": "ADA@example.com"}, format="json")
-    assert response.status_code == 400
-    assert response.json()["error"]["details"]["fields"]["email"] == ["A customer with this email already exists."]
+    assert assert_error(response, 400, "validation_error")["details"]["fields"]["email"] == [
+        "A customer with this email already exists."
+    ]
     assert Customer.objects.count() == 1
 
 
 def test_customer_with_unknown_field_or_bad_address_is_a_400(staff_client):
     for payload in ({"name": "Ada", "vip": True}, {"name": "Ada", "addresses": [{"line1": "x"}]}):
         response = staff_client.post("/api/customers/", payload, format="json")
-        assert response.status_code == 400
+        assert_error(response, 400, "validation_error")
     assert not Customer.objects.exists()
 
 
 def test_customer_with_orders_cannot_be_deleted(staff_client):
     order = OrderFactory()
     response = staff_client.delete(f"/api/customers/{order.customer_id}/")
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "has_orders"
+    assert_error(response, 409, "has_orders")
 
 
 def test_customer_orders_with_lifetime_figures(staff_client):
@@ -69,8 +70,7 @@ def test_customer_orders_with_lifetime_figures(staff_client):
 
 def test_customer_orders_of_an_unknown_customer_is_a_404(staff_client):
     response = staff_client.get("/api/customers/999999/orders/")
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
+    assert_error(response, 404, "not_found")
 
 
 def test_customer_list_search(staff_client):
@@ -102,14 +102,16 @@ def test_create_product_with_opening_stock(staff_client):
 def test_duplicate_sku_is_a_400(staff_client):
     ProductFactory(sku="RG-9")
     payload = {"sku": "RG-9", "name": "Ring", "price": "10.00", "currency": "EUR"}
-    assert staff_client.post("/api/products/", payload, format="json").status_code == 400
+    assert_error(staff_client.post("/api/products/", payload, format="json"), 400, "validation_error")
     assert Product.objects.count() == 1
 
 
 def test_stock_is_not_a_patchable_field(staff_client):
     product = ProductFactory(stock_on_hand=2)
     response = staff_client.patch(f"/api/products/{product.pk}/", {"stock_on_hand": 10}, format="json")
-    assert response.status_code == 400
+    assert assert_error(response, 400, "validation_error")["details"]["fields"] == {
+        "stock_on_hand": ["Change stock with POST adjust-stock/."]
+    }
     product.refresh_from_db()
     assert product.stock_on_hand == 2
 
@@ -120,8 +122,7 @@ def test_adjust_stock_records_a_movement_and_refuses_negative_stock(staff_client
     ok = staff_client.post(url, {"delta": -1, "reason": "sale", "note": "Walk-in"}, format="json")
     assert (ok.status_code, ok.json()["stock_on_hand"]) == (200, 1)
     refused = staff_client.post(url, {"delta": -5, "reason": "sale"}, format="json")
-    assert refused.status_code == 409
-    assert refused.json()["error"]["code"] == "insufficient_stock"
+    assert_error(refused, 409, "insufficient_stock")
     movements = staff_client.get(f"/api/products/{product.pk}/stock-movements/").json()["results"]
     assert [(m["delta"], m["stock_after"], m["actor_label"]) for m in movements] == [(-1, 1, "staff")]
 
@@ -129,7 +130,7 @@ def test_adjust_stock_records_a_movement_and_refuses_negative_stock(staff_client
 def test_product_with_sales_cannot_be_deleted(staff_client):
     product = ProductFactory()
     OrderItemFactory(product=product)
-    assert staff_client.delete(f"/api/products/{product.pk}/").status_code == 409
+    assert_error(staff_client.delete(f"/api/products/{product.pk}/"), 409, "has_history")
     assert Product.objects.filter(pk=product.pk).exists()
 
 

@@ -3,7 +3,8 @@ from decimal import Decimal
 import pytest
 
 from jewelia.core.actors import Actor
-from orders.models import Order, OrderItem, OrderStatusHistory
+from jewelia.core.testing import assert_error
+from orders.models import Order, OrderItem, OrderStatusHistory, StockMovement
 from orders.services import ItemInput, order_create, order_transition
 from orders.tests.factories import CustomerFactory, ProductFactory
 
@@ -68,9 +69,7 @@ def test_create_links_the_product_by_sku(staff_client):
 
 def test_totals_mismatch_is_rejected_and_nothing_is_saved(staff_client):
     response = staff_client.post(URL, _payload(total="300.00"), format="json")
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["code"] == "totals_mismatch"
+    error = assert_error(response, 400, "totals_mismatch")
     assert error["details"]["fields"]["total"] == ["Does not match the computed total 357.00 (got 300.00)."]
     _assert_unchanged()
 
@@ -93,9 +92,7 @@ def test_totals_mismatch_is_rejected_and_nothing_is_saved(staff_client):
 )
 def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(staff_client, payload, field):
     response = staff_client.post(URL, payload, format="json")
-    assert response.status_code == 400, response.json()
-    error = response.json()["error"]
-    assert error["code"] == "validation_error"
+    error = assert_error(response, 400, "validation_error")
     assert field in error["details"]["fields"]
     _assert_unchanged()
 
@@ -104,8 +101,7 @@ def test_amount_with_too_many_decimals_for_the_currency_is_rejected(staff_client
     response = staff_client.post(
         URL, _payload(currency="JPY", items=[{"name": "Ring", "quantity": 1, "unit_price": "1000.50"}]), format="json"
     )
-    assert response.status_code == 400
-    assert response.json()["error"]["details"]["fields"]["items"] == [
+    assert assert_error(response, 400, "validation_error")["details"]["fields"]["items"] == [
         {"unit_price": ["JPY amounts have at most 0 decimals."]}
     ]
     _assert_unchanged()
@@ -113,23 +109,20 @@ def test_amount_with_too_many_decimals_for_the_currency_is_rejected(staff_client
 
 def test_malformed_json_is_a_parse_error(staff_client):
     response = staff_client.generic("POST", URL, '{"currency": "EUR",', content_type="application/json")
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "parse_error"
+    assert_error(response, 400, "parse_error")
     _assert_unchanged()
 
 
 def test_wrong_content_type_is_a_415(staff_client):
     response = staff_client.generic("POST", URL, "currency=EUR", content_type="application/x-www-form-urlencoded")
-    assert response.status_code == 415
-    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert_error(response, 415, "unsupported_media_type")
     _assert_unchanged()
 
 
 def test_body_over_the_limit_is_a_413(staff_client, settings):
     settings.API_MAX_BODY_BYTES = 100
     response = staff_client.post(URL, _payload(notes="x" * 200), format="json")
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "payload_too_large"
+    assert_error(response, 413, "payload_too_large")
     _assert_unchanged()
 
 
@@ -148,7 +141,7 @@ def test_patch_changes_fields_and_recomputes_total(staff_client):
 def test_patch_cannot_set_status(staff_client):
     order = _order()
     response = staff_client.patch(f"{URL}{order.pk}/", {"status": "confirmed"}, format="json")
-    assert response.status_code == 400
+    assert assert_error(response, 400, "validation_error")["details"]["fields"] == {"status": ["Unknown field."]}
     order.refresh_from_db()
     assert order.status == "pending"
 
@@ -170,9 +163,7 @@ def test_transition_records_history_visible_in_the_detail(staff_client):
 def test_illegal_transition_is_a_409_listing_allowed_statuses(staff_client):
     order = _order()
     response = staff_client.post(f"{URL}{order.pk}/transition/", {"to_status": "delivered"}, format="json")
-    assert response.status_code == 409
-    error = response.json()["error"]
-    assert error["code"] == "invalid_transition"
+    error = assert_error(response, 409, "invalid_transition")
     assert error["details"]["allowed"] == ["confirmed", "cancelled"]
     assert "confirmed, cancelled" in error["message"]
 
@@ -181,7 +172,7 @@ def test_delete_of_a_confirmed_order_is_a_409(staff_client):
     order = _order()
     order_transition(order=order, to_status="confirmed", actor=Actor.system())
     response = staff_client.delete(f"{URL}{order.pk}/")
-    assert response.status_code == 409
+    assert assert_error(response, 409, "not_deletable")["details"]["status"] == "confirmed"
     assert Order.objects.filter(pk=order.pk).exists()
 
 
@@ -192,15 +183,49 @@ def test_delete_of_a_pending_order(staff_client):
 
 
 def test_anonymous_requests_are_refused(api_client):
-    response = api_client.get(URL)
-    assert response.status_code in (401, 403)
-    assert "error" in response.json()
+    assert_error(api_client.get(URL), 401, "not_authenticated")
 
 
 def test_staff_without_model_permission_is_refused(api_client, django_user_model):
     user = django_user_model.objects.create_user(username="clerk", password="pw", is_staff=True)
     api_client.force_authenticate(user=user)
-    assert api_client.get(URL).status_code == 403
+    assert_error(api_client.get(URL), 403, "permission_denied")
+
+
+@pytest.mark.parametrize(
+    ("currency", "unit_price", "shipping_total", "expected"),
+    [
+        ("JPY", "1250", "500", ("1250", "500", "1750")),
+        ("KWD", "1.125", "0.5", ("1.125", "0.500", "1.625")),
+        ("EUR", "1250", "9.5", ("1250.00", "9.50", "1259.50")),
+    ],
+)
+def test_money_is_a_string_with_the_currencys_decimals(staff_client, currency, unit_price, shipping_total, expected):
+    payload = _payload(
+        currency=currency,
+        items=[{"name": "Ring", "quantity": 1, "unit_price": unit_price}],
+        tax_total="0",
+        shipping_total=shipping_total,
+    )
+    response = staff_client.post(URL, payload, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["items"][0]["unit_price"], body["shipping_total"], body["total"]) == expected
+    listed = staff_client.get(URL).json()["results"][0]
+    assert (listed["items"][0]["unit_price"], listed["shipping_total"], listed["total"]) == expected
+
+
+def test_orders_do_not_move_stock(staff_client):
+    product = ProductFactory(sku="RG-1", stock_on_hand=5)
+    response = staff_client.post(URL, _payload(items=[{"product": product.pk, "quantity": 2}]), format="json")
+    assert response.status_code == 201, response.json()
+    order_id = response.json()["id"]
+    for to_status in ("confirmed", "ready", "delivered", "completed"):
+        moved = staff_client.post(f"{URL}{order_id}/transition/", {"to_status": to_status}, format="json")
+        assert moved.status_code == 200, moved.json()
+    product.refresh_from_db()
+    assert product.stock_on_hand == 5
+    assert not StockMovement.objects.exists()
 
 
 def test_fast_order_representation_matches_the_declared_serializer_fields():

@@ -1,12 +1,13 @@
 """Stats against figures computed by hand from seven orders (two outside the range), aggregated live (no rollups
 yet) and read from the rollups."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from jewelia.core.testing import assert_error
 from orders.services import order_stats_rebuild
 from orders.tests.factories import CustomerFactory, OrderFactory, OrderItemFactory
 
@@ -172,6 +173,30 @@ def test_stats_use_a_constant_number_of_queries(staff_client, dataset, django_as
         _stats(staff_client)
 
 
+def test_default_range_is_the_last_30_days_by_day(staff_client):
+    today = timezone.localdate()
+    OrderFactory(placed_at=timezone.now())
+    OrderFactory(placed_at=timezone.now() - timedelta(days=30))  # the day before the range
+    body = _stats_of(staff_client)
+    assert (body["date_from"], body["date_to"], body["interval"]) == (
+        (today - timedelta(days=29)).isoformat(),
+        today.isoformat(),
+        "day",
+    )
+    assert (len(body["timeline"]), body["orders"]) == (30, 1)
+
+
+@pytest.mark.parametrize(("date_from", "interval"), [("2024-12-31", "day"), ("2024-12-30", "month")])  # 92, 93 days
+def test_default_interval_is_day_up_to_92_days_else_month(staff_client, date_from, interval):
+    assert _stats_of(staff_client, date_from=date_from, date_to="2025-04-01")["interval"] == interval
+
+
+def _stats_of(client, **params):
+    response = client.get(URL, params)
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -185,5 +210,4 @@ def test_stats_use_a_constant_number_of_queries(staff_client, dataset, django_as
 )
 def test_bad_stats_parameters_are_400s(staff_client, params):
     response = staff_client.get(URL, params)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "validation_error"
+    assert_error(response, 400, "validation_error")

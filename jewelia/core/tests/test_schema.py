@@ -9,7 +9,9 @@ def test_schema_validates_and_documents_error_shape(client):
     assert response.status_code == 200
     schema = response.json()
     validate(schema)
-    assert "Error" in schema["components"]["schemas"]
+    error = schema["components"]["schemas"]["Error"]["properties"]["error"]
+    sent = client.get("/api/no-such-endpoint/").json()["error"]  # a real error body has every required key
+    assert set(error["required"]) == set(sent) == set(error["properties"])
     for path, item in schema["paths"].items():
         for method, operation in item.items():
             if method in {"get", "post", "put", "patch", "delete"}:
