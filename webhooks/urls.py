@@ -13,7 +13,17 @@ from django.urls import path, re_path
 from webhooks.views import ProviderWebhookReceiveView, WebhookEventViewSet, WebhookReceiveView
 
 UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
-EVENTS = rf"^integrations/(?P<integration_id>{UUID})/webhooks"
+EVENT = r"(?P<event_id>[0-9]+)"
+
+
+def _events(suffix: str, actions: dict[str, str], name: str):
+    """`integrations/<uuid>/webhooks<suffix>` with an optional trailing slash, bound to the viewset's `actions`."""
+    return re_path(
+        rf"^integrations/(?P<integration_id>{UUID})/webhooks{suffix}/?$",
+        WebhookEventViewSet.as_view(actions),
+        name=name,
+    )
+
 
 urlpatterns = [
     path("webhooks/<uuid:integration_id>/", WebhookReceiveView.as_view(), name="webhook-receive"),
@@ -22,34 +32,10 @@ urlpatterns = [
         ProviderWebhookReceiveView.as_view(),
         name="webhook-receive-provider",
     ),
-    re_path(
-        rf"{EVENTS}/?$",
-        WebhookEventViewSet.as_view({"get": "list", "post": "create"}),
-        name="webhook-event-list",
-    ),
-    re_path(
-        rf"{EVENTS}/replay/?$",
-        WebhookEventViewSet.as_view({"post": "replay_bulk"}),
-        name="webhook-event-replay-bulk",
-    ),
-    re_path(
-        rf"{EVENTS}/setup/?$",
-        WebhookEventViewSet.as_view({"get": "setup"}),
-        name="webhook-setup",
-    ),
-    re_path(
-        rf"{EVENTS}/secret/?$",
-        WebhookEventViewSet.as_view({"post": "secret"}),
-        name="webhook-secret",
-    ),
-    re_path(
-        rf"{EVENTS}/(?P<event_id>[0-9]+)/?$",
-        WebhookEventViewSet.as_view({"get": "retrieve"}),
-        name="webhook-event-detail",
-    ),
-    re_path(
-        rf"{EVENTS}/(?P<event_id>[0-9]+)/replay/?$",
-        WebhookEventViewSet.as_view({"post": "replay"}),
-        name="webhook-event-replay",
-    ),
+    _events("", {"get": "list", "post": "create"}, "webhook-event-list"),
+    _events("/replay", {"post": "replay_bulk"}, "webhook-event-replay-bulk"),
+    _events("/setup", {"get": "setup"}, "webhook-setup"),
+    _events("/secret", {"post": "secret"}, "webhook-secret"),
+    _events(f"/{EVENT}", {"get": "retrieve"}, "webhook-event-detail"),
+    _events(f"/{EVENT}/replay", {"post": "replay"}, "webhook-event-replay"),
 ]
