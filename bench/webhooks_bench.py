@@ -218,9 +218,7 @@ def _reset() -> str:
     from django.db import connection
 
     from integrations.models import Integration
-    from integrations.services import integration_create
-    from jewelia.core.actors import Actor
-    from webhooks.services import webhook_secret_set
+    from webhooks.tests.stripe_setup import stripe_integration_create
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
@@ -234,15 +232,7 @@ def _reset() -> str:
             "UNIQUE (integration_id, event_id))"
         )
     Integration.objects.all().delete()
-    integration = integration_create(
-        actor=Actor.system("bench"),
-        name="Bench Stripe account",
-        provider="stripe",
-        config={},
-        credentials={"api_key": "sk_test_51JeweliaBench"},
-        status="active",
-    )
-    webhook_secret_set(integration=integration, secret=SECRET)
+    integration = stripe_integration_create(secret=SECRET, name="Bench Stripe account", actor="bench")
     connection.close()
     return str(integration.pk)
 

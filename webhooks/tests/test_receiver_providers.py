@@ -15,6 +15,7 @@ from integrations.services import integration_create
 from jewelia.core.actors import Actor
 from webhooks.models import WebhookEvent
 from webhooks.services import webhook_secret_set
+from webhooks.tests.stripe_setup import stripe_integration_create
 
 pytestmark = pytest.mark.django_db
 
@@ -28,16 +29,7 @@ SINGLE_LINE = b'{"id":"evt_1","object":"event","type":"payment_intent.succeeded"
 
 @pytest.fixture
 def stripe_integration(db):
-    integration = integration_create(
-        actor=Actor.system("tests"),
-        name="Stripe",
-        provider="stripe",
-        config={},
-        credentials={"api_key": "sk_test_51Jewelia"},
-        status="active",
-    )
-    webhook_secret_set(integration=integration, secret=STRIPE_SECRET)
-    return integration
+    return stripe_integration_create(secret=STRIPE_SECRET)
 
 
 @pytest.fixture

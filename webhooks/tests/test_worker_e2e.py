@@ -21,12 +21,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from integrations.sandbox import signing
-from integrations.services import integration_create
-from jewelia.core.actors import Actor
 from orders.models import Payment
 from orders.tests.factories import OrderFactory
 from webhooks.models import WebhookEvent
-from webhooks.services import webhook_events_sweep, webhook_secret_set
+from webhooks.services import webhook_events_sweep
+from webhooks.tests.stripe_setup import stripe_integration_create
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -133,16 +132,7 @@ def worker(celery_worker_process):
 
 @pytest.fixture
 def stripe_integration():
-    integration = integration_create(
-        actor=Actor.system("tests"),
-        name="Stripe e2e",
-        provider="stripe",
-        config={},
-        credentials={"api_key": "sk_test_51JeweliaE2E"},
-        status="active",
-    )
-    webhook_secret_set(integration=integration, secret=SECRET)
-    return integration
+    return stripe_integration_create(secret=SECRET, name="Stripe e2e")
 
 
 def _payment_event(event_id: str, intent_id: str, order_number: str) -> dict:
