@@ -2,7 +2,9 @@
 
 Deliveries are signed like Shopify's (base64 HMAC-SHA256 of the raw body in `X-Fake-Hmac`, no timestamp), the
 body is `{"id", "type", "updated_at", "object": {...}}`, and the handler table covers each outcome the
-processor must handle: records of every kind, a disconnect, an unusable payload, a transient failure.
+processor must handle: records of every kind, a disconnect, an unusable payload, a transient failure. Customers,
+orders and inventory are read by the sync engine's fake provider (`integrations.tests.fakes`), as a webhook and
+a sync of one record must give the same record.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,14 +32,10 @@ from integrations.providers.base import (
     WebhookOutcome,
     WebhookSignatureError,
 )
-from integrations.records import CustomerRecord, InventoryRecord, OrderItemRecord, OrderRecord, PaymentRecord
+from integrations.records import PaymentRecord
+from integrations.tests.fakes import FakeProvider, at
 
 SIGNATURE_HEADER = "X-Fake-Hmac"
-T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def at(minutes: int) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat()
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -91,50 +89,25 @@ class FakeHooksProvider(Provider):
 
     def webhook_handlers(self) -> dict[str, Callable[[InboundEvent, Connection], WebhookOutcome]]:
         return {
-            "customer.updated": _customer,
-            "order.updated": _order,
+            "customer.updated": _as_synced("customers"),
+            "order.updated": _as_synced("orders"),
             "payment.succeeded": _payment,
-            "inventory.updated": _inventory,
+            "inventory.updated": _as_synced("inventory"),
             "app.uninstalled": lambda event, connection: WebhookOutcome(disconnect=True, note="app uninstalled"),
             "broken": _broken,
             "flaky": _flaky,
         }
 
 
-def _customer_record(obj: dict, when: datetime | None) -> CustomerRecord:
-    return CustomerRecord(external_id=str(obj["id"]), source_updated_at=when, name=obj["name"], email=obj["email"])
+def _as_synced(resource: str) -> Callable[[InboundEvent, Connection], WebhookOutcome]:
+    """A handler that reads the event's object as the sync's fake provider reads a `resource` row, with the event's
+    time as the row's `updated_at`."""
 
+    def handle(event: InboundEvent, connection: Connection) -> WebhookOutcome:
+        raw = {**event.payload["object"], "updated_at": event.payload["updated_at"]}
+        return WebhookOutcome(resource, FakeProvider().transform(resource, raw, connection))
 
-def _customer(event: InboundEvent, connection: Connection) -> WebhookOutcome:
-    return WebhookOutcome("customers", [_customer_record(event.payload["object"], event.occurred_at)])
-
-
-def _order(event: InboundEvent, connection: Connection) -> WebhookOutcome:
-    obj = event.payload["object"]
-    items = [
-        OrderItemRecord(sku=i["sku"], name=i["sku"], quantity=i["qty"], unit_price=Decimal(i["price"]))
-        for i in obj["items"]
-    ]
-    total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
-    record = OrderRecord(
-        external_id=str(obj["id"]),
-        source_updated_at=event.occurred_at,
-        external_number=obj.get("number", f"#{obj['id']}"),
-        currency="USD",
-        placed_at=T0,
-        channel="online_store",
-        status=obj.get("status", "confirmed"),
-        payment_status=obj.get("payment_status", "paid"),
-        fulfillment_status="unfulfilled",
-        items=items,
-        subtotal=total,
-        discount_total=Decimal(0),
-        tax_total=Decimal(0),
-        shipping_total=Decimal(0),
-        total=total,
-        customer=_customer_record(obj["customer"], event.occurred_at) if obj.get("customer") else None,
-    )
-    return WebhookOutcome("orders", [record])
+    return handle
 
 
 def _payment(event: InboundEvent, connection: Connection) -> WebhookOutcome:
@@ -150,12 +123,6 @@ def _payment(event: InboundEvent, connection: Connection) -> WebhookOutcome:
         order_reference=obj.get("order", ""),
     )
     return WebhookOutcome("payments", [record])
-
-
-def _inventory(event: InboundEvent, connection: Connection) -> WebhookOutcome:
-    obj = event.payload["object"]
-    record = InventoryRecord(str(obj["id"]), event.occurred_at, obj["sku"], int(obj["available"]))
-    return WebhookOutcome("inventory", [record])
 
 
 def _broken(event: InboundEvent, connection: Connection) -> WebhookOutcome:
