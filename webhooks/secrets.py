@@ -24,6 +24,7 @@ from django.conf import settings
 SECRET = "webhook_secret"
 PREVIOUS = "webhook_secret_previous"
 ROTATED_AT = "webhook_secret_rotated_at"
+MIN_SECRET_LENGTH = 8  # shorter is a typo, not a provider's signing secret
 
 
 def secrets_from_credentials(credentials: dict[str, Any], *, now: datetime) -> list[str]:
@@ -31,13 +32,22 @@ def secrets_from_credentials(credentials: dict[str, Any], *, now: datetime) -> l
     it is inside its rotation window. Empty when none is configured."""
     current = credentials.get(SECRET)
     result = [current] if isinstance(current, str) and current else []
-    previous = credentials.get(PREVIOUS)
-    if isinstance(previous, str) and previous and previous != current:
-        rotated_at = _parse_time(credentials.get(ROTATED_AT))
-        window = timedelta(hours=settings.WEBHOOKS_SECRET_ROTATION_HOURS)
-        if rotated_at is not None and now - rotated_at <= window:
-            result.append(previous)
+    until = previous_secret_valid_until(credentials)
+    if until is not None and now <= until:
+        result.append(credentials[PREVIOUS])
     return result
+
+
+def previous_secret_valid_until(credentials: dict[str, Any]) -> datetime | None:
+    """When the secret the current one replaced stops verifying deliveries (rotated at +
+    `WEBHOOKS_SECRET_ROTATION_HOURS`); None when there is no such secret, or no valid rotation time."""
+    previous = credentials.get(PREVIOUS)
+    if not (isinstance(previous, str) and previous and previous != credentials.get(SECRET)):
+        return None
+    rotated_at = _parse_time(credentials.get(ROTATED_AT))
+    if rotated_at is None:
+        return None
+    return rotated_at + timedelta(hours=settings.WEBHOOKS_SECRET_ROTATION_HOURS)
 
 
 def credentials_with_secret(credentials: dict[str, Any], *, secret: str, now: datetime) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -19,7 +18,7 @@ from integrations.providers.base import Capability
 from jewelia.core.exceptions import NotFound
 from webhooks import counters
 from webhooks.models import WebhookCounter, WebhookEvent, WebhookEventStatus
-from webhooks.secrets import ROTATED_AT, secrets_from_credentials
+from webhooks.secrets import previous_secret_valid_until, secrets_from_credentials
 
 # Heavy columns a list never shows.
 LIST_DEFERRED = ("raw_body", "payload", "headers")
@@ -112,10 +111,7 @@ def webhook_secret_status(*, integration: Integration, now: datetime | None = No
     except crypto.DecryptionError:
         credentials = {}
     valid = secrets_from_credentials(credentials, now=now)
-    rotated_at = credentials.get(ROTATED_AT)
-    until = None
-    if len(valid) > 1 and rotated_at:
-        until = datetime.fromisoformat(rotated_at) + timedelta(hours=settings.WEBHOOKS_SECRET_ROTATION_HOURS)
+    until = previous_secret_valid_until(credentials) if len(valid) > 1 else None
     return {"secret_configured": bool(valid), "previous_secret_valid_until": until}
 
 

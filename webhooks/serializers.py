@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from webhooks.models import WebhookEvent, WebhookEventStatus
+from webhooks.secrets import MIN_SECRET_LENGTH
 
 
 class CommaSeparatedChoicesField(serializers.ListField):
@@ -120,7 +121,7 @@ class WebhookEventDetailSerializer(WebhookEventSerializer):
 class SecretInputSerializer(serializers.Serializer):
     secret = serializers.CharField(
         write_only=True,
-        min_length=8,
+        min_length=MIN_SECRET_LENGTH,
         max_length=500,
         trim_whitespace=True,
         help_text="The provider's signing secret (Stripe `whsec_...`, the Shopify app client secret or admin "

@@ -22,13 +22,11 @@ from jewelia.core.actors import Actor
 from jewelia.core.exceptions import Conflict, ValidationFailed
 from webhooks import counters
 from webhooks.models import MIN_RETENTION_DAYS, REPLAYABLE_STATUSES, WebhookCounter, WebhookEvent, WebhookEventStatus
-from webhooks.secrets import credentials_with_secret
+from webhooks.secrets import MIN_SECRET_LENGTH, credentials_with_secret
 from webhooks.services.processing import PUBLISH_OPTIONS, drain_nudge
 from webhooks.services.receiving import HOLD_STATUSES, event_insert
 
 logger = logging.getLogger("jewelia.webhooks")
-
-MIN_SECRET_LENGTH = 8
 
 
 def _process_soon(event_id: int) -> None:
