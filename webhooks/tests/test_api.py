@@ -84,6 +84,16 @@ def test_list_filters_by_status_type_and_received_range(integration, events, rea
     assert [r["event_id"] for r in in_range] == ["fk_ok_2", "fk_ok_1"]
 
 
+def test_list_filters_hand_made_events_from_deliveries(integration, events, writer):
+    made = writer.post(_url(integration), {"type": "customer.updated", "payload": {"no": "id"}}, format="json").json()
+
+    manual = writer.get(_url(integration), {"manual": "true"}).json()["results"]
+    delivered = writer.get(_url(integration), {"manual": "false"}).json()["results"]
+
+    assert [r["event_id"] for r in manual] == [made["event_id"]]
+    assert {r["event_id"] for r in delivered} == set(events)
+
+
 def test_list_refuses_an_unknown_status(integration, reader):
     error = assert_error(reader.get(_url(integration), {"status": "lost"}), 400, "validation_error")
 
