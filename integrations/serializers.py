@@ -20,6 +20,7 @@ from integrations.models import (
     Transform,
 )
 from integrations.services import SETTABLE_STATUSES
+from jewelia.core.serializers import StrictSerializer
 
 
 class ResourceSerializer(serializers.Serializer):
@@ -104,8 +105,9 @@ class IntegrationOutputSerializer(serializers.ModelSerializer):
         return {"type": obj.created_by_type, "id": obj.created_by_id, "label": obj.created_by_label}
 
 
-class IntegrationInputSerializer(serializers.Serializer):
-    """Create and update. `credentials` is write-only and replaces the stored credentials as a whole."""
+class IntegrationInputSerializer(StrictSerializer):
+    """Create and update (unknown fields are refused). `credentials` is write-only and replaces the stored
+    credentials as a whole."""
 
     name = serializers.CharField(max_length=200)
     provider = serializers.CharField(max_length=50)
@@ -117,13 +119,6 @@ class IntegrationInputSerializer(serializers.Serializer):
         required=False, min_value=SYNC_INTERVAL_MIN_MINUTES, max_value=SYNC_INTERVAL_MAX_MINUTES
     )
     sync_resources = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class SyncStartSerializer(serializers.Serializer):
