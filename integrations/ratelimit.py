@@ -209,13 +209,14 @@ _limiters: dict[str, RateLimiter] = {}
 _limiters_lock = threading.Lock()
 
 
-def get_rate_limiter() -> RateLimiter:
-    """The process-wide limiter: in Redis when `REDIS_URL` is set, in this process otherwise."""
+def _process_wide(cache: dict, make_redis: Callable, make_local: Callable):
+    """The limiter `cache` holds for the current `REDIS_URL`, made on first use: `make_redis(client)` when the
+    setting is set, `make_local()` otherwise."""
     from django.conf import settings
 
     url = getattr(settings, "REDIS_URL", "") or ""
     with _limiters_lock:
-        limiter = _limiters.get(url)
+        limiter = cache.get(url)
         if limiter is None:
             if url:
                 import redis
@@ -226,11 +227,16 @@ def get_rate_limiter() -> RateLimiter:
                 client = redis.Redis.from_url(
                     url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
                 )
-                limiter = RedisRateLimiter(client)
+                limiter = make_redis(client)
             else:
-                limiter = LocalRateLimiter()
-            _limiters[url] = limiter
+                limiter = make_local()
+            cache[url] = limiter
         return limiter
+
+
+def get_rate_limiter() -> RateLimiter:
+    """The process-wide limiter: in Redis when `REDIS_URL` is set, in this process otherwise."""
+    return _process_wide(_limiters, RedisRateLimiter, LocalRateLimiter)
 
 
 # --- concurrency: at most N calls in flight per key, across every worker ----------------------------------------------
@@ -367,25 +373,7 @@ _concurrency_limiters: dict[str, ConcurrencyLimiter] = {}
 
 def get_concurrency_limiter() -> ConcurrencyLimiter:
     """The process-wide concurrency limiter: in Redis when `REDIS_URL` is set, in this process otherwise."""
-    from django.conf import settings
-
-    url = getattr(settings, "REDIS_URL", "") or ""
-    with _limiters_lock:
-        limiter = _concurrency_limiters.get(url)
-        if limiter is None:
-            if url:
-                import redis
-                from redis.backoff import NoBackoff
-                from redis.retry import Retry
-
-                client = redis.Redis.from_url(
-                    url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
-                )
-                limiter = RedisConcurrencyLimiter(client)
-            else:
-                limiter = LocalConcurrencyLimiter()
-            _concurrency_limiters[url] = limiter
-        return limiter
+    return _process_wide(_concurrency_limiters, RedisConcurrencyLimiter, LocalConcurrencyLimiter)
 
 
 @contextlib.contextmanager
