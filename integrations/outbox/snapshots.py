@@ -17,16 +17,10 @@ from django.db.models import Q
 from integrations.models import IdentityMapping, Integration
 from integrations.providers.base import Provider, RecordKind
 from integrations.records import CustomerRecord, OrderItemRecord, OrderRecord, Record
+from integrations.sync.writers.base import identity_namespace
 from orders.models import Customer, Order, Product
 
 LOCAL_MODELS: dict[RecordKind, type] = {RecordKind.ORDER: Order, RecordKind.CUSTOMER: Customer}
-
-
-def identity_namespace(provider: Provider, kind: RecordKind) -> str:
-    """The identity-map resource of a record kind: the provider's first resource of that kind (the sync
-    writers' rule, so pushed and pulled objects share one id space), else the kind itself."""
-    resource = next((r for r in provider.resources if r.kind == kind), None)
-    return resource.name if resource else kind.value
 
 
 def external_ids(*, integration: Integration, resource: str, model: type, object_ids: list[int]) -> dict[int, str]:

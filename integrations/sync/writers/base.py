@@ -45,6 +45,13 @@ CATEGORIES = frozenset(ProductCategory.values)
 
 
 # --- context and results ----------------------------------------------------------------------------------------------
+def identity_namespace(provider: Provider, kind: RecordKind) -> str:
+    """The identity-map resource of a record kind: the provider's first resource of that kind, else the kind
+    itself. Pulled (sync writers) and pushed (outbox) objects share it, so they share one id space."""
+    resource = next((r for r in provider.resources if r.kind == kind), None)
+    return resource.name if resource else kind.value
+
+
 @dataclass
 class WriteContext:
     """What every writer needs about the integration; built once per run."""
@@ -58,15 +65,11 @@ class WriteContext:
 
     @classmethod
     def for_integration(cls, integration: Integration, provider: Provider, *, batch_size: int = 1000) -> WriteContext:
-        namespaces = {}
-        for kind in RecordKind:
-            resource = next((r for r in provider.resources if r.kind == kind), None)
-            namespaces[kind] = resource.name if resource else kind.value
         return cls(
             integration=integration,
             provider=provider,
             actor=Actor("integration", str(integration.pk), integration.name),
-            namespaces=namespaces,
+            namespaces={kind: identity_namespace(provider, kind) for kind in RecordKind},
             batch_size=batch_size,
         )
 
