@@ -69,11 +69,10 @@ def truncate(cursor, tables: list[str]) -> None:
 
 
 def run_sync(integration, resources: list[str]):
-    from integrations.services import sync_start
-    from integrations.sync.engine import sync_run_execute
+    from integrations.services import sync_run_now
 
-    run, _ = sync_start(integration=integration, trigger="manual", resources=resources, full=True, enqueue=False)
-    return sync_run_execute(run_id=run.pk)
+    run, _ = sync_run_now(integration=integration, trigger="manual", resources=resources, full=True)
+    return run
 
 
 def fetch_all(integration) -> tuple[float, list[list[dict]]]:

@@ -52,8 +52,7 @@ def first_sync(*, stdout, style) -> None:
     events that name sandbox products find them. Without the sandbox the runs fail, are said so, and retry later
     on their schedule like any run."""
     from integrations.models import IntegrationStatus, SyncTrigger
-    from integrations.services import sync_start
-    from integrations.sync.engine import sync_run_execute
+    from integrations.services import sync_run_now
     from jewelia.core.exceptions import JeweliaError
 
     demos = Integration.objects.filter(
@@ -63,13 +62,10 @@ def first_sync(*, stdout, style) -> None:
     ).order_by("name")
     for integration in demos:
         try:
-            run, created = sync_start(
-                integration=integration, trigger=SyncTrigger.MANUAL, actor=Actor.system("seed_demo"), enqueue=False
-            )
+            run, _ = sync_run_now(integration=integration, trigger=SyncTrigger.MANUAL, actor=Actor.system("seed_demo"))
         except JeweliaError as exc:
             stdout.write(style.WARNING(f"Did not sync '{integration.name}': {exc.message}"))
             continue
-        run = (sync_run_execute(run_id=run.pk) or run) if created else run
         line = f"First sync of '{integration.name}': {run.status}, {run.created} created, {run.updated} updated"
         ok = run.status in ("succeeded", "partial")
         stdout.write(style.SUCCESS(line) if ok else style.WARNING(f"{line} ({run.error_summary})"))
@@ -82,22 +78,16 @@ def seed_stripe(*, stdout, style) -> None:
     if Integration.objects.filter(provider="stripe").exists():
         stdout.write("A Stripe integration already exists; left unchanged.")
         return
-    base_url = settings.SANDBOX_BASE_URL.rstrip("/") + STRIPE_SANDBOX_PATH
-    try:
-        integration = integration_create(
-            actor=Actor.system("seed_demo"),
-            name=STRIPE_DEMO_NAME,
-            provider="stripe",
-            config={"base_url": base_url},
-            credentials={"api_key": DEMO_API_KEY},
-            sync_interval_minutes=15,
-        )
-    except ValidationFailed as exc:
-        stdout.write(
-            style.WARNING(f"Skipped the demo Stripe account: {exc.details or exc.message}. {LOCAL_HOSTS_HINT}")
-        )
-        return
-    stdout.write(style.SUCCESS(f"Created integration '{integration.name}' -> {base_url}."))
+    _create(
+        stdout=stdout,
+        style=style,
+        what="the demo Stripe account",
+        name=STRIPE_DEMO_NAME,
+        provider="stripe",
+        config={"base_url": _sandbox_url(STRIPE_SANDBOX_PATH)},
+        credentials={"api_key": DEMO_API_KEY},
+        sync_interval_minutes=15,
+    )
 
 
 def seed_shopify(*, stdout, style) -> None:
@@ -106,22 +96,17 @@ def seed_shopify(*, stdout, style) -> None:
     if Integration.objects.filter(name=DEMO_NAME).exists():
         stdout.write(f"Integration '{DEMO_NAME}' already exists; left unchanged.")
         return
-    base_url = settings.SANDBOX_BASE_URL.rstrip("/") + SHOPIFY_SANDBOX_PATH
-    try:
-        integration = integration_create(
-            actor=Actor.system("seed_demo"),
-            name=DEMO_NAME,
-            provider="shopify",
-            config={"shop": DEMO_SHOP, "api_version": API_VERSION, "base_url": base_url},
-            credentials={"access_token": DEMO_ACCESS_TOKEN},
-            sync_interval_minutes=15,
-        )
-    except ValidationFailed as exc:
-        stdout.write(
-            style.WARNING(f"Skipped the demo Shopify integration: {exc.details or exc.message}. {LOCAL_HOSTS_HINT}")
-        )
-        return
-    stdout.write(style.SUCCESS(f"Created integration '{integration.name}' -> {base_url} (syncs every 15 minutes)."))
+    _create(
+        stdout=stdout,
+        style=style,
+        what="the demo Shopify integration",
+        note=" (syncs every 15 minutes)",
+        name=DEMO_NAME,
+        provider="shopify",
+        config={"shop": DEMO_SHOP, "api_version": API_VERSION, "base_url": _sandbox_url(SHOPIFY_SANDBOX_PATH)},
+        credentials={"access_token": DEMO_ACCESS_TOKEN},
+        sync_interval_minutes=15,
+    )
 
 
 def seed_quickbooks(*, stdout, style) -> None:
@@ -131,35 +116,33 @@ def seed_quickbooks(*, stdout, style) -> None:
     if Integration.objects.filter(name=QUICKBOOKS_DEMO_NAME).exists():
         stdout.write(f"Integration '{QUICKBOOKS_DEMO_NAME}' already exists; left unchanged.")
         return
-    base_url = settings.SANDBOX_BASE_URL.rstrip("/") + QUICKBOOKS_SANDBOX_PATH
-    try:
-        integration = integration_create(
-            actor=Actor.system("seed_demo"),
-            name=QUICKBOOKS_DEMO_NAME,
-            provider="quickbooks",
-            config={
-                "environment": "sandbox",
-                "base_url": base_url,
-                "oauth_base_url": base_url,
-                "realm_id": DEMO_REALM_ID,
-            },
-            # The sandbox issues these when it starts; the access token lasts an hour, then the refresh rotates.
-            credentials={
-                "access_token": DEMO_ACCESS_TOKEN,
-                "refresh_token": DEMO_REFRESH_TOKEN,
-                "token_type": "bearer",
-            },
-            sync_interval_minutes=60,
-        )
-        push_rules_replace(integration=integration, rules=QUICKBOOKS_DEMO_PUSH_RULES)
-    except ValidationFailed as exc:
-        stdout.write(
-            style.WARNING(f"Skipped the demo QuickBooks integration: {exc.details or exc.message}. {LOCAL_HOSTS_HINT}")
-        )
-        return
-    stdout.write(
-        style.SUCCESS(
-            f"Created integration '{integration.name}' -> {base_url} (company {DEMO_REALM_ID}; pushes customers and "
-            "completed orders as invoices)."
-        )
+    base_url = _sandbox_url(QUICKBOOKS_SANDBOX_PATH)
+    _create(
+        stdout=stdout,
+        style=style,
+        what="the demo QuickBooks integration",
+        note=f" (company {DEMO_REALM_ID}; pushes customers and completed orders as invoices)",
+        then=lambda integration: push_rules_replace(integration=integration, rules=QUICKBOOKS_DEMO_PUSH_RULES),
+        name=QUICKBOOKS_DEMO_NAME,
+        provider="quickbooks",
+        config={"environment": "sandbox", "base_url": base_url, "oauth_base_url": base_url, "realm_id": DEMO_REALM_ID},
+        # The sandbox issues these when it starts; the access token lasts an hour, then the refresh rotates.
+        credentials={"access_token": DEMO_ACCESS_TOKEN, "refresh_token": DEMO_REFRESH_TOKEN, "token_type": "bearer"},
+        sync_interval_minutes=60,
     )
+
+
+def _sandbox_url(path: str) -> str:
+    return settings.SANDBOX_BASE_URL.rstrip("/") + path
+
+
+def _create(*, stdout, style, what: str, note: str = "", then=None, **fields) -> None:
+    """Create one demo integration (and `then(integration)` in the same go), or say why it was skipped."""
+    try:
+        integration = integration_create(actor=Actor.system("seed_demo"), **fields)
+        if then is not None:
+            then(integration)
+    except ValidationFailed as exc:
+        stdout.write(style.WARNING(f"Skipped {what}: {exc.details or exc.message}. {LOCAL_HOSTS_HINT}"))
+        return
+    stdout.write(style.SUCCESS(f"Created integration '{integration.name}' -> {fields['config']['base_url']}{note}."))

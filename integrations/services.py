@@ -6,12 +6,13 @@ Views, admin actions, commands and tasks all call these. Scheduling (dispatcher,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from integrations import crypto, extensions
@@ -32,6 +33,7 @@ from jewelia.core.exceptions import Conflict, ValidationFailed
 
 SETTABLE_STATUSES = {IntegrationStatus.DRAFT, IntegrationStatus.ACTIVE, IntegrationStatus.PAUSED}
 _FIELDS = {"name", "config", "sync_enabled", "sync_interval_minutes", "sync_resources", "status"}
+M = TypeVar("M", bound=models.Model)
 
 
 def _validation_failed(exc: ValidationError) -> ValidationFailed:
@@ -204,6 +206,26 @@ def sync_start(
     return run, created
 
 
+def sync_run_now(
+    *,
+    integration: Integration,
+    trigger: str,
+    actor: Actor | None = None,
+    resources: list[str] | None = None,
+    full: bool = False,
+) -> tuple[SyncRun, bool]:
+    """Start a sync and run it to its end in this process, without the workers (commands, `seed_demo --sync`).
+    Returns (run, created) like `sync_start`: when one is already queued or running, that one, not executed."""
+    from integrations.sync.engine import sync_run_execute
+
+    run, created = sync_start(
+        integration=integration, trigger=trigger, actor=actor, resources=resources, full=full, enqueue=False
+    )
+    if created:
+        run = sync_run_execute(run_id=run.pk) or run
+    return run, created
+
+
 def sync_start_all(*, actor: Actor | None = None, full: bool = False) -> list[SyncRun]:
     """Queue a bulk run for every active integration; the bulk pump starts at most
     INTEGRATIONS_BULK_SYNC_CONCURRENCY of them at a time. Integrations already syncing return their run."""
@@ -255,25 +277,46 @@ def record_failures_retry(
 
 
 # --- field mappings ---------------------------------------------------------------------------------------------------
-def field_mappings_replace(*, integration: Integration, mappings: list[dict[str, Any]]) -> list[FieldMapping]:
-    """Replace the integration's field mappings with `mappings`, all validated first (nothing changes when
-    any is invalid; errors are reported per item)."""
-    rows, errors = [], {}
-    seen: set[tuple[str, str]] = set()
-    for index, item in enumerate(mappings):
-        row = FieldMapping(integration=integration, **item)
+def rows_validate(
+    items: list[dict[str, Any]],
+    *,
+    field: str,
+    build: Callable[[dict[str, Any]], M],
+    key: Callable[[M], Hashable],
+    repeated: Callable[[M], dict[str, list[str]]],
+) -> list[M]:
+    """A whole set of rows (field mappings, push rules) built with `build(item)` and checked with `clean()`,
+    a `key` appearing twice refused with `repeated(row)`. Raises one `ValidationFailed` reporting every bad item
+    by its index under `field`, so a replace changes nothing unless all are valid."""
+    rows: list[M] = []
+    errors: dict[str, Any] = {}
+    seen: set[Hashable] = set()
+    for index, item in enumerate(items):
+        row = build(item)
         try:
             row.clean()
         except ValidationError as exc:
             errors[str(index)] = exc.message_dict
             continue
-        key = (row.resource, row.local_field)
-        if key in seen:
-            errors[str(index)] = {"local_field": [f"'{row.local_field}' is mapped twice for {row.resource}."]}
-        seen.add(key)
+        if key(row) in seen:
+            errors[str(index)] = repeated(row)
+        seen.add(key(row))
         rows.append(row)
     if errors:
-        raise ValidationFailed(details={"fields": {"mappings": errors}})
+        raise ValidationFailed(details={"fields": {field: errors}})
+    return rows
+
+
+def field_mappings_replace(*, integration: Integration, mappings: list[dict[str, Any]]) -> list[FieldMapping]:
+    """Replace the integration's field mappings with `mappings`, all validated first (nothing changes when
+    any is invalid; errors are reported per item)."""
+    rows = rows_validate(
+        mappings,
+        field="mappings",
+        build=lambda item: FieldMapping(integration=integration, **item),
+        key=lambda row: (row.resource, row.local_field),
+        repeated=lambda row: {"local_field": [f"'{row.local_field}' is mapped twice for {row.resource}."]},
+    )
     with transaction.atomic():
         FieldMapping.objects.filter(integration=integration).delete()
         return FieldMapping.objects.bulk_create(rows)

@@ -73,6 +73,17 @@ def test_sync_integration_all_with_full_resync(make_integration, fake_store):
     assert SyncRun.objects.filter(full=True).count() == 2
 
 
+def test_sync_integration_enqueue_queues_the_run_for_the_workers_without_running_it(integration, fake_store):
+    fake_store.data["customers"] = [customer(1, 1)]
+    out = io.StringIO()
+
+    call_command("sync_integration", str(integration.pk), "--enqueue", stdout=out)
+
+    run = SyncRun.objects.get()
+    assert out.getvalue().strip() == f"Fake store: run {run.pk} queued."
+    assert (run.status, run.enqueued_at is not None, fake_store.fetches) == ("queued", True, [])
+
+
 def test_sync_integration_needs_an_id_or_all(db):
     with pytest.raises(CommandError):
         call_command("sync_integration")

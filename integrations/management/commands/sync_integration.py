@@ -4,8 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.models import Integration, IntegrationStatus, SyncTrigger
-from integrations.services import sync_start
-from integrations.sync.engine import sync_run_execute
+from integrations.services import sync_run_now, sync_start
 from jewelia.core.actors import Actor
 from jewelia.core.exceptions import JeweliaError
 
@@ -31,15 +30,15 @@ class Command(BaseCommand):
             except (Integration.DoesNotExist, ValueError, ValidationError) as exc:
                 raise CommandError(f"No integration {integration_id!r}.") from exc
         failed = 0
+        start = sync_start if enqueue else sync_run_now
         for integration in integrations:
             try:
-                run, created = sync_start(
+                run, created = start(
                     integration=integration,
                     trigger=SyncTrigger.MANUAL,
                     actor=Actor.system("sync_integration command"),
                     resources=resource or None,
                     full=full,
-                    enqueue=enqueue,
                 )
             except JeweliaError as exc:
                 self.stderr.write(f"{integration.name}: {exc.message}")
@@ -51,7 +50,6 @@ class Command(BaseCommand):
             if enqueue:
                 self.stdout.write(f"{integration.name}: run {run.pk} queued.")
                 continue
-            run = sync_run_execute(run_id=run.pk) or run
             line = (
                 f"{integration.name}: run {run.pk} {run.status} in {run.duration_seconds or 0:.1f}s - "
                 f"fetched {run.fetched}, created {run.created}, updated {run.updated}, "
