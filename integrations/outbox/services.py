@@ -22,13 +22,11 @@
 from __future__ import annotations
 
 import logging
-import random
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Model, Q
 from django.utils import timezone
@@ -47,7 +45,9 @@ from integrations.models import (
 from integrations.outbox.rules import EVENT_KINDS, rule_matches
 from integrations.outbox.snapshots import LOCAL_MODELS, snapshot_build
 from integrations.providers.base import PushRequest, PushResult
-from jewelia.core.exceptions import Conflict, ValidationFailed
+from integrations.services import rows_validate
+from integrations.sync.scheduling import backoff_delay
+from jewelia.core.exceptions import Conflict
 from orders.models import Order
 
 logger = logging.getLogger("jewelia.integrations.outbox")
@@ -134,11 +134,13 @@ def _nudge(ids: list[int]) -> None:
 
 # --- send -------------------------------------------------------------------------------------------------------------
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:
-    """Seconds before the next attempt after `attempts` tries: base * 2^(attempts-1), +-20% jitter, capped, never
-    below the provider's Retry-After."""
-    base = settings.INTEGRATIONS_OUTBOX_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0)
-    delay = min(base, settings.INTEGRATIONS_OUTBOX_RETRY_MAX_SECONDS) * random.uniform(0.8, 1.2)
-    return max(delay, retry_after or 0)
+    """Seconds before the next attempt after `attempts` tries (`backoff_delay` on INTEGRATIONS_OUTBOX_RETRY_*)."""
+    return backoff_delay(
+        attempts,
+        base=settings.INTEGRATIONS_OUTBOX_RETRY_BASE_SECONDS,
+        cap=settings.INTEGRATIONS_OUTBOX_RETRY_MAX_SECONDS,
+        retry_after=retry_after,
+    )
 
 
 def _claim(entry_id: int, now: datetime) -> OutboxEntry | None:
@@ -359,21 +361,13 @@ def push_rules_replace(*, integration: Integration, rules: list[dict[str, Any]])
     """Replace the integration's push rules with `rules`, all validated first against the provider's push
     capabilities (nothing changes when any is invalid; errors are reported per item). Entries already queued
     keep their rule when an identical (event, resource) rule is kept; others lose it and are not sent."""
-    rows, errors, seen = [], {}, set()
-    for index, item in enumerate(rules):
-        row = PushRule(integration=integration, **item)
-        try:
-            row.clean()
-        except ValidationError as exc:
-            errors[str(index)] = exc.message_dict
-            continue
-        key = (row.event, row.resource)
-        if key in seen:
-            errors[str(index)] = {"resource": [f"{row.event} -> {row.resource} is configured twice."]}
-        seen.add(key)
-        rows.append(row)
-    if errors:
-        raise ValidationFailed(details={"fields": {"rules": errors}})
+    rows = rows_validate(
+        rules,
+        field="rules",
+        build=lambda item: PushRule(integration=integration, **item),
+        key=lambda row: (row.event, row.resource),
+        repeated=lambda row: {"resource": [f"{row.event} -> {row.resource} is configured twice."]},
+    )
     with transaction.atomic():
         current_rules = PushRule.objects.select_for_update().filter(integration=integration)
         existing = {(r.event, r.resource): r for r in current_rules}

@@ -301,6 +301,19 @@ def test_an_invalid_mapping_is_refused_and_nothing_changes(staff_client, integra
     assert list(FieldMapping.objects.values_list("local_field", flat=True)) == ["notes"]
 
 
+def test_a_field_mapped_twice_for_one_resource_is_refused(staff_client, integration):
+    mapping = {"resource": "customers", "external_path": "note", "local_field": "notes"}
+    body = {"mappings": [mapping, {**mapping, "external_path": "comment"}]}
+
+    response = staff_client.put(f"/api/integrations/{integration.pk}/mappings/", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["fields"]["mappings"] == {
+        "1": {"local_field": ["'notes' is mapped twice for customers."]}
+    }
+    assert not FieldMapping.objects.exists()
+
+
 def test_configured_mappings_apply_on_top_of_the_provider_transform(integration, fake_store, run_sync):
     from orders.models import Product
 

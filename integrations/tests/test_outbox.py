@@ -228,6 +228,18 @@ def test_push_rules_are_validated_against_what_the_provider_can_push(qb):
     assert list(PushRule.objects.values_list("event", "resource")) == [("order.placed", "invoices")]
 
 
+def test_a_push_rule_given_twice_is_refused_and_nothing_changes(qb):
+    configure(qb, INVOICES)
+
+    with pytest.raises(ValidationFailed) as caught:
+        configure(qb, {"event": "order.paid", "resource": "invoices"}, {"event": "order.paid", "resource": "invoices"})
+
+    assert caught.value.details == {
+        "fields": {"rules": {"1": {"resource": ["order.paid -> invoices is configured twice."]}}}
+    }
+    assert list(PushRule.objects.values_list("event", "resource")) == [("order.placed", "invoices")]
+
+
 def test_push_rules_are_visible_and_editable_through_the_api(qb, staff_session):
     url = f"/api/integrations/{qb.pk}/push-rules/"
     rules = [
