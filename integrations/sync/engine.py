@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from integrations.errors import AuthError, BadRecordError, PermanentError, ProviderError, TransientError
+from integrations.errors import AuthError, BadRecordError, ProviderError, TransientError
 from integrations.models import (
     FieldMapping,
     Integration,
@@ -39,7 +38,9 @@ from integrations.models import (
 from integrations.providers.base import Connection, CursorStyle, Direction, Provider, Resource, ordered_resources
 from integrations.sync.connection import connection_build
 from integrations.sync.mapping import apply_field_mappings, compile_mappings
+from integrations.sync.scheduling import backoff_delay
 from integrations.sync.writers import Entry, WriteContext, WriteResult, records_write, validate_record
+from integrations.sync.writers.base import max_time
 from jewelia.core.exceptions import JeweliaError
 
 logger = logging.getLogger("jewelia.integrations.sync")
@@ -74,11 +75,13 @@ def _claim(run_id: int) -> SyncRun | None:
 
 
 def retry_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds before attempt `attempt + 1`: base * 2^(attempt-1), +-20% jitter, capped, never below the
-    provider's Retry-After."""
-    base = settings.INTEGRATIONS_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0)
-    delay = min(base, settings.INTEGRATIONS_RETRY_MAX_SECONDS) * random.uniform(0.8, 1.2)
-    return max(delay, retry_after or 0)
+    """Seconds before attempt `attempt + 1` of a run (`backoff_delay` on INTEGRATIONS_RETRY_*)."""
+    return backoff_delay(
+        attempt,
+        base=settings.INTEGRATIONS_RETRY_BASE_SECONDS,
+        cap=settings.INTEGRATIONS_RETRY_MAX_SECONDS,
+        retry_after=retry_after,
+    )
 
 
 def _cursor_snapshot(integration: Integration) -> dict[str, Any]:
@@ -282,10 +285,10 @@ def _resource_sync(ctx: RunContext, resource: Resource) -> None:
             # The provider's figure wins: it may cap it (Shopify caps at the pass's start so records changed
             # during the pass are read again next time); record times are the fallback for providers without.
             watermark = page.high_watermark if page.high_watermark is not None else result.high_watermark
-            cursor.pass_watermark = max((t for t in (cursor.pass_watermark, watermark) if t), default=None)
+            cursor.pass_watermark = max_time(cursor.pass_watermark, watermark)
             cursor.pages += 1
             if page.done:
-                cursor.high_watermark = _later(cursor.high_watermark, cursor.pass_watermark)
+                cursor.high_watermark = max_time(cursor.high_watermark, cursor.pass_watermark)
                 cursor.state, cursor.since, cursor.full, cursor.pass_watermark = {}, None, False, None
             else:
                 cursor.state = page.cursor
@@ -294,10 +297,6 @@ def _resource_sync(ctx: RunContext, resource: Resource) -> None:
         _page_apply(ctx, resource, page.records, mappings, cursor_update=cursor_update)
         if page.done:
             return
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    return max((t for t in (a, b) if t), default=None)
 
 
 def _retry_failures(ctx: RunContext) -> None:
@@ -380,9 +379,7 @@ def sync_run_execute(*, run_id: int) -> SyncRun | None:
         return _stop(
             ctx, status=SyncRunStatus.FAILED, error_kind="transient", error=exc.message, retry_after=exc.retry_after
         )
-    except PermanentError as exc:
-        return _stop(ctx, status=SyncRunStatus.FAILED, error_kind="permanent", error=exc.message)
-    except ProviderError as exc:
+    except ProviderError as exc:  # PermanentError, and any other refusal that is neither auth nor transient
         return _stop(ctx, status=SyncRunStatus.FAILED, error_kind="permanent", error=exc.message)
     except Exception as exc:
         logger.exception("integration %s run %s crashed", integration.pk, run.pk)

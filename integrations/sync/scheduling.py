@@ -28,6 +28,13 @@ def next_due(integration: Integration, now: datetime) -> datetime:
     return now + timedelta(seconds=interval * random.uniform(1 - jitter, 1 + jitter))
 
 
+def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Seconds to wait after attempt `attempt` failed: base * 2^(attempt-1), capped, +-20% jitter, never below
+    the provider's Retry-After. Runs and outbox entries retry on this schedule, each with its own settings."""
+    delay = min(base * 2 ** max(attempt - 1, 0), cap) * random.uniform(0.8, 1.2)
+    return max(delay, retry_after or 0)
+
+
 def dispatch_due(*, now: datetime | None = None, limit: int | None = None) -> list[int]:
     """Claim due integrations and queue one scheduled run each; returns the ids of the runs created.
 

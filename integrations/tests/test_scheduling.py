@@ -135,3 +135,14 @@ def test_cleanup_deletes_old_finished_runs_and_resolved_failures_only(integratio
     assert deleted == {"runs": 1, "record_failures": 1}
     assert list(SyncRun.objects.values_list("pk", flat=True)) == [recent.pk]
     assert list(RecordFailure.objects.values_list("external_id", flat=True)) == ["2"]
+
+
+def test_backoff_doubles_per_attempt_within_its_jitter_is_capped_and_honours_retry_after(monkeypatch):
+    monkeypatch.setattr(scheduling.random, "uniform", lambda low, high: high)  # the top of the +-20% jitter
+
+    delays = [scheduling.backoff_delay(attempt, base=10, cap=60) for attempt in (1, 2, 3, 4)]
+
+    assert delays == [12.0, 24.0, 48.0, 72.0]
+    assert scheduling.backoff_delay(1, base=10, cap=60, retry_after=300) == 300
+    monkeypatch.setattr(scheduling.random, "uniform", lambda low, high: low)
+    assert scheduling.backoff_delay(1, base=10, cap=60) == 8.0
