@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from integrations.errors import AuthError, RateLimitedError, TransientError
@@ -342,3 +342,39 @@ def test_a_payment_changed_inside_its_order_is_updated_in_place(integration, sho
     assert run.updated == 1
     payment = Payment.objects.get()
     assert (payment.status, payment.order.external_reference) == ("refunded", "#1100")
+
+
+def _order_page(integration, first_id: int, count: int) -> list:
+    """A page of new orders, each with its own embedded customer, a payment and two items, as entries."""
+    from integrations.sync.writers import Entry
+
+    provider = integration.provider_impl
+    entries = []
+    for n in range(first_id, first_id + count):
+        items = [{"sku": "RING-1", "qty": 1, "price": "100.00"}, {"sku": "NECK-1", "qty": 2, "price": "250.00"}]
+        raw = order(n, n, customer_id=n, items=items, payments=[{"id": f"pay-{n}", "amount": "600.00"}])
+        entries.append(Entry(external_id=str(n), raw=raw, records=provider.transform("orders", raw, None)))
+    return entries
+
+
+def test_a_pages_writes_are_a_fixed_number_of_statements_whatever_its_size(integration, shop, run_sync):
+    """The writers' promise (no per-row statements): 30 new orders cost the database what 3 do, and so does
+    writing each page again (every record unchanged)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.sync.writers import WriteContext, records_write
+
+    run_sync(integration, resources=["products"])
+    ctx = WriteContext.for_integration(integration, integration.provider_impl)
+
+    def statements(entries) -> int:
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            result = records_write(ctx, entries)
+        assert not result.failures
+        return len(queries)
+
+    statements(_order_page(integration, 1, 1))  # warms the per-run caches (content types)
+    small, large = _order_page(integration, 1000, 3), _order_page(integration, 2000, 30)
+    assert statements(small) == statements(large)
+    assert statements(small) == statements(large)  # the same pages again: all unchanged
+    assert (Order.objects.count(), OrderItem.objects.count(), Payment.objects.count()) == (34, 68, 34)
