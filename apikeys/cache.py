@@ -31,6 +31,8 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
+from jewelia.core.redis import cache_client
+
 from .models import ApiKey
 from .ratelimit import WINDOW_MS, WINDOW_SECONDS, fits
 
@@ -151,7 +153,7 @@ return {version, admitted, previous, current}
 
 class RedisStore:
     def __init__(self, backend: RedisCache):
-        self.client = backend._cache.get_client(write=True)
+        self.client = cache_client(backend)  # the process's reused client (jewelia.core.redis)
         self.admit_script = self.client.register_script(_ADMIT_LUA)
         self.backend = backend
         self.serializer = backend._cache._serializer

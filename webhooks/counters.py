@@ -19,7 +19,7 @@ from datetime import date, datetime
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 
-from webhooks.fastcache import redis_cache
+from jewelia.core.redis import redis_cache
 
 REJECTED = "rejected_signatures"
 DUPLICATES = "duplicates"

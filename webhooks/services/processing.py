@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,8 +41,9 @@ from integrations.models import Integration, IntegrationStatus
 from integrations.providers import registry
 from integrations.providers.base import InboundEvent, Provider, WebhookOutcome
 from integrations.sync.connection import connection_build
+from integrations.sync.scheduling import backoff_delay
 from integrations.sync.writers import Entry, WriteContext, records_write, validate_record
-from webhooks.fastcache import redis_cache
+from jewelia.core.redis import redis_cache
 from webhooks.models import WebhookEvent, WebhookEventStatus
 from webhooks.services.receiving import HOLD_STATUSES
 
@@ -184,9 +184,8 @@ class _WriteFailed(Exception):
 
 
 def retry_delay(attempt: int) -> float:
-    """Seconds before the attempt after `attempt`: base * 2^(attempt-1), capped, +-20% jitter."""
-    base = settings.WEBHOOKS_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0)
-    return min(base, settings.WEBHOOKS_RETRY_MAX_SECONDS) * random.uniform(0.8, 1.2)
+    """Seconds before the attempt after `attempt` (`backoff_delay` on WEBHOOKS_RETRY_*)."""
+    return backoff_delay(attempt, base=settings.WEBHOOKS_RETRY_BASE_SECONDS, cap=settings.WEBHOOKS_RETRY_MAX_SECONDS)
 
 
 def webhook_event_process_claimed(*, event_id: int, attempt: int) -> WebhookEvent | None:
