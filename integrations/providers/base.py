@@ -9,6 +9,8 @@ capability or a resource.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -225,6 +227,24 @@ def header_value(headers: Mapping[str, str], name: str) -> str | None:
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value
+
+
+def hmac_sha256(secret: str, message: bytes) -> bytes:
+    """HMAC-SHA256 of `message` keyed by the UTF-8 bytes of `secret`: the digest every provider's webhook
+    signature is built from (Shopify and Intuit send it base64-encoded, Stripe hex-encoded)."""
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+
+
+def signature_matches(*, expected: Iterable[str], received: Iterable[str]) -> bool:
+    """Whether any expected signature (one per configured secret) equals any received one. Every pair is
+    compared in constant time, and the comparing goes on after a match, so the time taken does not tell which
+    secret or which received signature matched."""
+    candidates = [value.encode("utf-8", "replace") for value in received]
+    matched = False
+    for signature in expected:
+        for candidate in candidates:
+            matched |= hmac.compare_digest(signature.encode("ascii"), candidate)
+    return matched
 
 
 class WebhookSignatureError(Exception):

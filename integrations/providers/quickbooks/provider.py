@@ -379,10 +379,6 @@ class QuickBooksProvider(Provider):
     def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         return qb_webhooks.parse(body=body)
 
-    def split_webhook(self, event: InboundEvent) -> list[InboundEvent]:
-        """One event per entity change of a delivery (see `webhooks.py`, "One delivery, many changes")."""
-        return qb_webhooks.split(event)
-
     # One webhook URL and verifier token per Intuit app, for every connected company (sheet §6; `webhooks.py`,
     # "Realms"): the provider-level receiver routes each company's changes by realmId.
     app_webhooks = True

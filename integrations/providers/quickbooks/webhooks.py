@@ -27,10 +27,8 @@ handler reads the entity as it is now and reports it gone if QuickBooks no longe
 - a delivery with several changes gets `delivery:` + SHA-256 of its sorted change keys as `event_id` (the same
   delivery retried is de-duplicated) and the type `qbo.changes.v1`.
 
-`split(event)` turns a delivery into one `InboundEvent` per change (same payload shape, one change each, the
-change's key and type), which is what de-duplication by CloudEvents id needs when Intuit re-batches changes
-across retries. The handler is the same function for every type, so an unsplit delivery is processed correctly
-too (handlers are idempotent: they read current state, and the writers never let an older version win).
+The handler is the same function for every type, so a delivery of several changes is processed as one event
+(handlers are idempotent: they read current state, and the writers never let an older version win).
 
 **Realms.** Intuit has one webhook URL and one verifier token per app and environment; a delivery can carry
 changes of several companies. The provider-level receiver (`POST /api/webhooks/providers/quickbooks/`, verified
@@ -45,7 +43,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -58,6 +55,8 @@ from integrations.providers.base import (
     WebhookOutcome,
     WebhookSignatureError,
     header_value,
+    hmac_sha256,
+    signature_matches,
 )
 
 if TYPE_CHECKING:
@@ -88,19 +87,15 @@ Handler = Callable[[InboundEvent, Connection], WebhookOutcome]
 
 
 def compute_signature(*, secret: str, body: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+    return base64.b64encode(hmac_sha256(secret, body)).decode("ascii")
 
 
 def verify(*, headers: Mapping[str, str], body: bytes, secrets: list[str]) -> None:
     value = header_value(headers, SIGNATURE_HEADER)
     if not value:
         raise WebhookSignatureError("missing intuit-signature header")
-    candidate = value.strip().encode("utf-8", "replace")
-    matched = False
-    for secret in secrets:
-        # Keep comparing after a match: the time taken does not depend on which secret matched.
-        matched |= hmac.compare_digest(compute_signature(secret=secret, body=body).encode("ascii"), candidate)
-    if not matched:
+    expected = (compute_signature(secret=secret, body=body) for secret in secrets)
+    if not signature_matches(expected=expected, received=[value.strip()]):
         raise WebhookSignatureError("intuit-signature does not match")
 
 
@@ -212,13 +207,6 @@ def delivery_event(body_format: str, changes: list[dict[str, Any]]) -> InboundEv
         )
     digest = hashlib.sha256("\n".join(sorted(change["key"] for change in changes)).encode()).hexdigest()
     return InboundEvent(event_id=f"delivery:{digest}", event_type=BATCH_TYPE, payload=payload, occurred_at=occurred)
-
-
-def split(event: InboundEvent) -> list[InboundEvent]:
-    """One event per change of a delivery (a one-change delivery comes back as an equal event)."""
-    payload = event.payload if isinstance(event.payload, Mapping) else {}
-    changes = payload.get("changes") or []
-    return [delivery_event(str(payload.get("format", "")), [change]) for change in changes]
 
 
 def split_by_realm(event: InboundEvent) -> list[InboundEvent]:

@@ -18,8 +18,6 @@ every location's level of its item and the item's SKU.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -32,6 +30,8 @@ from integrations.providers.base import (
     WebhookOutcome,
     WebhookSignatureError,
     header_value,
+    hmac_sha256,
+    signature_matches,
 )
 
 from . import mappers
@@ -44,7 +44,6 @@ WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
 TOPIC_HEADER = "X-Shopify-Topic"
 TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
-SHOP_DOMAIN_HEADER = "X-Shopify-Shop-Domain"
 
 Handler = Callable[[InboundEvent, Connection], WebhookOutcome]
 ApiFactory = Callable[[Connection], "ShopifyApi"]
@@ -52,19 +51,15 @@ ExternalId = Callable[[str, dict[str, Any]], str]
 
 
 def compute_hmac(*, secret: str, body: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+    return base64.b64encode(hmac_sha256(secret, body)).decode("ascii")
 
 
 def verify(*, headers: Mapping[str, str], body: bytes, secrets: list[str], now: datetime) -> None:
     value = header_value(headers, HMAC_HEADER)
     if not value:
         raise WebhookSignatureError(f"missing {HMAC_HEADER} header")
-    received = value.strip().encode("utf-8", "replace")
-    matched = False
-    for secret in secrets:
-        # Every secret is compared, even after a match, so the time taken does not say which one matched.
-        matched |= hmac.compare_digest(compute_hmac(secret=secret, body=body).encode("ascii"), received)
-    if not matched:
+    expected = (compute_hmac(secret=secret, body=body) for secret in secrets)
+    if not signature_matches(expected=expected, received=[value.strip()]):
         raise WebhookSignatureError("HMAC does not match")
 
 

@@ -13,8 +13,6 @@ event delivered late or twice never overwrites a newer state (DESIGN.md rule 2).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -27,6 +25,8 @@ from integrations.providers.base import (
     WebhookOutcome,
     WebhookSignatureError,
     header_value,
+    hmac_sha256,
+    signature_matches,
 )
 
 from . import mappers
@@ -42,7 +42,7 @@ Handler = Callable[[InboundEvent, Connection], WebhookOutcome]
 
 
 def compute_signature(*, secret: str, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+    return hmac_sha256(secret, timestamp.encode("ascii") + b"." + body).hex()
 
 
 def parse_signature_header(value: str) -> tuple[int, list[str]]:
@@ -63,14 +63,8 @@ def verify(*, headers: Mapping[str, str], body: bytes, secrets: list[str], now: 
     if not value:
         raise WebhookSignatureError("missing Stripe-Signature header")
     timestamp, signatures = parse_signature_header(value)
-    candidates = [sig.encode("utf-8", "replace") for sig in signatures]
-    matched = False
-    for secret in secrets:
-        expected = compute_signature(secret=secret, timestamp=str(timestamp), body=body).encode("ascii")
-        for candidate in candidates:
-            # Keep comparing after a match: the time taken does not depend on which pair matched.
-            matched |= hmac.compare_digest(expected, candidate)
-    if not matched:
+    expected = (compute_signature(secret=secret, timestamp=str(timestamp), body=body) for secret in secrets)
+    if not signature_matches(expected=expected, received=signatures):
         raise WebhookSignatureError("no v1 signature matches")
     if timestamp < now.timestamp() - TOLERANCE_SECONDS:
         raise WebhookSignatureError("timestamp outside the tolerance zone")
