@@ -105,11 +105,6 @@ def _dec(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def _num(value: Decimal) -> float:
-    """Money for a JSON answer (QuickBooks sends plain JSON numbers)."""
-    return float(value.quantize(CENT))
-
-
 def _to_json(value: Any) -> Any:
     """Stored objects keep Decimals (bodies are parsed with parse_float=Decimal); answers carry JSON numbers."""
     if isinstance(value, Decimal):

@@ -34,9 +34,13 @@ def sign_stripe(body: bytes, secret: str, t: int) -> str:
     return f"t={t},v1={digest}"
 
 
+def _base64_hmac(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+
+
 def sign_shopify(body: bytes, secret: str) -> str:
     """The `X-Shopify-Hmac-Sha256` header value: base64 of HMAC-SHA256 of the raw body keyed by the secret."""
-    return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+    return _base64_hmac(body, secret)
 
 
 def encode(payload: Any) -> bytes:
@@ -121,8 +125,9 @@ INTUIT_CLOUDEVENTS_SOURCE = "intuit.dsnBgbseACLLRZNxo2dfc4evmEJdxde58xeeYcZliOU=
 
 
 def sign_intuit(body: bytes, verifier_token: str) -> str:
-    """The `intuit-signature` header value: base64 of HMAC-SHA256 of the raw body keyed by the verifier token."""
-    return base64.b64encode(hmac.new(verifier_token.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+    """The `intuit-signature` header value: base64 of HMAC-SHA256 of the raw body keyed by the verifier token (the
+    scheme Shopify uses too)."""
+    return _base64_hmac(body, verifier_token)
 
 
 def intuit_legacy_payload(changes: list[dict[str, str]]) -> dict[str, Any]:

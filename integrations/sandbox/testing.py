@@ -7,7 +7,10 @@ Use from a conftest: `from integrations.sandbox.testing import make_shopify_sand
   `sandbox.client_credentials()`) are what an integration row needs.
 - `make_shopify_sandbox(**options)`: start more, or differently sized/configured ones (`orders=100_000`,
   `rate_limit=False`, `clock=...`).
-- Both let `127.0.0.1` through the base-URL allow-list for the test (`INTEGRATIONS_ALLOWED_LOCAL_HOSTS`).
+- `make_stripe_sandbox(**options)` (`now=...`, `rate_limit=True`, ...), and `make_qb_sandbox(**options)` with
+  `qb_sandbox` (which also set `QUICKBOOKS_CLIENT_ID`/`_SECRET` to the sandbox's demo app): the same for
+  Stripe and QuickBooks Online.
+- All of them let `127.0.0.1` through the base-URL allow-list for the test (`INTEGRATIONS_ALLOWED_LOCAL_HOSTS`).
 - `sandbox_connection(provider, config=..., credentials=...)`: a `Connection` as the engine would build it,
   whose `refresh` calls the provider's `refresh_credentials` and which records what was saved.
 - `FakeClock`: a monotonic clock and sleep for `integrations.http.http_overrides` and the sandbox's bucket.
@@ -18,14 +21,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from integrations.providers.base import Connection, Provider
+from integrations.sandbox.quickbooks import DEMO_CLIENT_ID as QB_DEMO_CLIENT_ID
+from integrations.sandbox.quickbooks import DEMO_CLIENT_SECRET as QB_DEMO_CLIENT_SECRET
+from integrations.sandbox.quickbooks import QuickBooksSandbox
+from integrations.sandbox.server import SandboxApp
 from integrations.sandbox.shopify import ShopifySandbox
+from integrations.sandbox.stripe import StripeSandbox
 
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
+S = TypeVar("S", bound=SandboxApp)
 
 
 class FakeClock:
@@ -89,13 +98,14 @@ def _allow_local_hosts(settings) -> None:
     settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = allowed + [h for h in LOCAL_HOSTS if h not in allowed]
 
 
-@pytest.fixture
-def make_shopify_sandbox(settings) -> Iterator[Callable[..., ShopifySandbox]]:
+def _sandboxes(settings, sandbox_class: type[S]) -> Iterator[Callable[..., S]]:
+    """A factory starting `sandbox_class(**options)` for the test (127.0.0.1 allowed), each stopped after it."""
     _allow_local_hosts(settings)
-    started: list[ShopifySandbox] = []
+    started: list[S] = []
 
-    def make(**options: Any) -> ShopifySandbox:
-        sandbox = ShopifySandbox(**options).start()
+    def make(**options: Any) -> S:
+        sandbox = sandbox_class(**options)
+        sandbox.start()
         started.append(sandbox)
         return sandbox
 
@@ -105,5 +115,28 @@ def make_shopify_sandbox(settings) -> Iterator[Callable[..., ShopifySandbox]]:
 
 
 @pytest.fixture
+def make_shopify_sandbox(settings) -> Iterator[Callable[..., ShopifySandbox]]:
+    yield from _sandboxes(settings, ShopifySandbox)
+
+
+@pytest.fixture
 def shopify_sandbox(make_shopify_sandbox) -> ShopifySandbox:
     return make_shopify_sandbox()
+
+
+@pytest.fixture
+def make_stripe_sandbox(settings) -> Iterator[Callable[..., StripeSandbox]]:
+    yield from _sandboxes(settings, StripeSandbox)
+
+
+@pytest.fixture
+def make_qb_sandbox(settings) -> Iterator[Callable[..., QuickBooksSandbox]]:
+    """Also sets the app's client id and secret to the sandbox's demo app (its OAuth endpoints check them)."""
+    settings.QUICKBOOKS_CLIENT_ID = QB_DEMO_CLIENT_ID
+    settings.QUICKBOOKS_CLIENT_SECRET = QB_DEMO_CLIENT_SECRET
+    yield from _sandboxes(settings, QuickBooksSandbox)
+
+
+@pytest.fixture
+def qb_sandbox(make_qb_sandbox) -> QuickBooksSandbox:
+    return make_qb_sandbox()

@@ -4,7 +4,14 @@ import pytest
 
 from integrations.http import RetryPolicy, http_overrides
 from integrations.ratelimit import LocalRateLimiter
-from integrations.sandbox.testing import FakeClock, make_shopify_sandbox, shopify_sandbox  # noqa: F401
+from integrations.sandbox.testing import (  # noqa: F401
+    FakeClock,
+    make_qb_sandbox,
+    make_shopify_sandbox,
+    make_stripe_sandbox,
+    qb_sandbox,
+    shopify_sandbox,
+)
 
 
 @pytest.fixture

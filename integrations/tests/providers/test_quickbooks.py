@@ -2,7 +2,8 @@
 incremental reads, transforms from the sheet's shapes, Faults -> error classes, and a sync through the engine
 (`shared/providers/quickbooks.md`).
 
-The other QuickBooks test modules import the sandbox fixtures from here."""
+The other QuickBooks test modules import the `provider` fixture and `qb_connect` from here; the sandbox fixtures come
+from `integrations.sandbox.testing` (this directory's conftest)."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,8 @@ from integrations.providers.quickbooks.client import (
 from integrations.providers.quickbooks.provider import OAUTH
 from integrations.providers.registry import get_provider
 from integrations.records import CustomerRecord, PaymentRecord, ProductRecord
-from integrations.sandbox.quickbooks import COMPANY_TZ, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, QuickBooksSandbox
+from integrations.sandbox import testing as sandbox_testing
+from integrations.sandbox.quickbooks import COMPANY_TZ
 from integrations.sandbox.testing import sandbox_connection
 from integrations.tests.providers.contract import ProviderContract, read_all
 from jewelia.core.exceptions import ValidationFailed
@@ -40,28 +42,9 @@ def fixture(name: str):
 
 # --- shared fixtures (imported by the other test_quickbooks_* modules) ----------------------------------------------
 
-
-@pytest.fixture
-def make_qb_sandbox(settings):
-    """Start QuickBooks sandboxes for the test (127.0.0.1 allowed, the app's client id/secret set), stop after."""
-    settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1", "localhost"]
-    settings.QUICKBOOKS_CLIENT_ID = DEMO_CLIENT_ID
-    settings.QUICKBOOKS_CLIENT_SECRET = DEMO_CLIENT_SECRET
-    started = []
-
-    def make(**options):
-        sandbox = QuickBooksSandbox(**options).start()
-        started.append(sandbox)
-        return sandbox
-
-    yield make
-    for sandbox in started:
-        sandbox.stop()
-
-
-@pytest.fixture
-def qb_sandbox(make_qb_sandbox):
-    return make_qb_sandbox()
+# The sandbox's own fixtures (`integrations.sandbox.testing`), also offered here to the modules that take them from
+# this one.
+make_qb_sandbox, qb_sandbox = sandbox_testing.make_qb_sandbox, sandbox_testing.qb_sandbox
 
 
 @pytest.fixture

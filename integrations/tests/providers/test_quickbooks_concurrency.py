@@ -24,8 +24,8 @@ from integrations.sandbox.testing import FakeClock
 from integrations.tests.providers import test_quickbooks as qb_fixtures
 from integrations.tests.providers.test_quickbooks import qb_connect
 
-# The QuickBooks sandbox fixtures, shared with test_quickbooks.py.
-make_qb_sandbox, provider = qb_fixtures.make_qb_sandbox, qb_fixtures.provider
+# The provider fixture, shared with test_quickbooks.py (the sandbox fixtures come from conftest).
+provider = qb_fixtures.provider
 
 
 @pytest.fixture

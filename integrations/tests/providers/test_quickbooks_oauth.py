@@ -18,8 +18,8 @@ from integrations.sandbox.quickbooks import DEMO_CLIENT_ID, authorize_redirect
 from integrations.tests.providers import test_quickbooks as qb_fixtures
 from integrations.tests.providers.test_quickbooks import qb_connect
 
-# The QuickBooks sandbox fixtures, shared with test_quickbooks.py.
-make_qb_sandbox, provider, qb_sandbox = qb_fixtures.make_qb_sandbox, qb_fixtures.provider, qb_fixtures.qb_sandbox
+# The provider fixture, shared with test_quickbooks.py (the sandbox fixtures come from conftest).
+provider = qb_fixtures.provider
 
 CALLBACK = "https://crm.example.com/oauth/callback/quickbooks"
 

@@ -18,8 +18,8 @@ from integrations.sandbox import signing
 from integrations.tests.providers import test_quickbooks as qb_fixtures
 from integrations.tests.providers.test_quickbooks import qb_connect
 
-# The QuickBooks sandbox fixtures, shared with test_quickbooks.py.
-make_qb_sandbox, provider, qb_sandbox = qb_fixtures.make_qb_sandbox, qb_fixtures.provider, qb_fixtures.qb_sandbox
+# The provider fixture, shared with test_quickbooks.py (the sandbox fixtures come from conftest).
+provider = qb_fixtures.provider
 
 FIXTURES = Path(__file__).parent / "fixtures" / "quickbooks"
 VERIFIER_TOKEN = "b5771f19b12ddb4bcdb9f08bdc50bc63878a"  # the sheet's §8 vector (Intuit's Java SDK test)
@@ -138,22 +138,6 @@ def test_a_delivery_of_several_changes_gets_an_id_from_its_change_keys_in_any_or
     assert first.event_id == reordered.event_id == "delivery:" + hashlib.sha256(b"a\nb").hexdigest()
     assert first.event_type == webhooks.BATCH_TYPE == "qbo.changes.v1"
     assert [c["key"] for c in first.payload["changes"]] == ["a", "b"]
-
-
-def test_split_makes_one_event_per_change_keyed_and_typed_by_it(provider):
-    events = [
-        signing.intuit_cloudevent(realm_id="1", entity="Customer", entity_id="5", event_id="a"),
-        signing.intuit_cloudevent(realm_id="1", entity="Payment", entity_id="9", event_id="b", verb="updated"),
-    ]
-    delivery = provider.parse_webhook(headers={}, body=signing.encode(events))
-
-    split = provider.split_webhook(delivery)
-
-    assert [(e.event_id, e.event_type, len(e.payload["changes"])) for e in split] == [
-        ("a", "qbo.customer.created.v1", 1),
-        ("b", "qbo.payment.updated.v1", 1),
-    ]
-    assert [e.payload["changes"][0] for e in split] == delivery.payload["changes"]
 
 
 def test_a_legacy_delivery_for_two_companies_lists_every_change(provider):

@@ -74,53 +74,58 @@ class TestShopifyContract(ProviderContract):
 
 
 # --- transforms: the sheet's payloads, exact values ----------------------------------------------------------------
+# The sheet's order example (`fixtures/shopify/order_created.json`; the orders/create webhook fixture is the same
+# order), as the mapper must read it. test_shopify_webhooks.py expects the same record from the order topics.
+ORDER_1001 = OrderRecord(
+    external_id="450789469",
+    source_updated_at=datetime(2026, 5, 1, 6, 15, 30, tzinfo=EDT),
+    external_number="#1001",
+    currency="USD",
+    placed_at=datetime(2026, 5, 1, 6, 15, 29, tzinfo=EDT),
+    channel="online_store",
+    status="confirmed",
+    payment_status="paid",
+    fulfillment_status="unfulfilled",
+    items=[
+        OrderItemRecord(
+            sku="RING-18K-SOL-6",
+            name="18k Solitaire Ring - Size 6",
+            quantity=1,
+            unit_price=Decimal("398.00"),
+            external_id="466157049",
+            attributes={"variant": "Size 6"},
+        )
+    ],
+    subtotal=Decimal("398.00"),
+    discount_total=Decimal("0"),
+    tax_total=Decimal("11.94"),
+    shipping_total=Decimal("0"),
+    total=Decimal("409.94"),
+    customer=CustomerRecord(
+        external_id="207119551", source_updated_at=None, name="Bob Norman", email="bob.norman@mail.example.com"
+    ),
+    notes="",
+    payments=[
+        PaymentRecord(
+            external_id="order-450789469",
+            source_updated_at=datetime(2026, 5, 1, 6, 15, 30, tzinfo=EDT),
+            provider="shopify",
+            amount=Decimal("409.94"),
+            currency="USD",
+            status="captured",
+            captured_amount=Decimal("409.94"),
+            refunded_amount=Decimal("0"),
+            order_reference="450789469",
+            customer_external_id="207119551",
+        )
+    ],
+)
+
+
 def test_the_sheets_order_example_maps_to_an_exact_order_record():
     [order] = transform("orders", fixture("order_created.json"))
 
-    assert order == OrderRecord(
-        external_id="450789469",
-        source_updated_at=datetime(2026, 5, 1, 6, 15, 30, tzinfo=EDT),
-        external_number="#1001",
-        currency="USD",
-        placed_at=datetime(2026, 5, 1, 6, 15, 29, tzinfo=EDT),
-        channel="online_store",
-        status="confirmed",
-        payment_status="paid",
-        fulfillment_status="unfulfilled",
-        items=[
-            OrderItemRecord(
-                sku="RING-18K-SOL-6",
-                name="18k Solitaire Ring - Size 6",
-                quantity=1,
-                unit_price=Decimal("398.00"),
-                external_id="466157049",
-                attributes={"variant": "Size 6"},
-            )
-        ],
-        subtotal=Decimal("398.00"),
-        discount_total=Decimal("0"),
-        tax_total=Decimal("11.94"),
-        shipping_total=Decimal("0"),
-        total=Decimal("409.94"),
-        customer=CustomerRecord(
-            external_id="207119551", source_updated_at=None, name="Bob Norman", email="bob.norman@mail.example.com"
-        ),
-        notes="",
-        payments=[
-            PaymentRecord(
-                external_id="order-450789469",
-                source_updated_at=datetime(2026, 5, 1, 6, 15, 30, tzinfo=EDT),
-                provider="shopify",
-                amount=Decimal("409.94"),
-                currency="USD",
-                status="captured",
-                captured_amount=Decimal("409.94"),
-                refunded_amount=Decimal("0"),
-                order_reference="450789469",
-                customer_external_id="207119551",
-            )
-        ],
-    )
+    assert order == ORDER_1001
     assert str(order.total) == "409.94"  # the decimal string, never through a float
 
 

@@ -11,10 +11,10 @@ from integrations.errors import BadRecordError
 from integrations.providers.base import Capability, WebhookSignatureError
 from integrations.providers.registry import get_provider
 from integrations.providers.shopify import mappers, webhooks
-from integrations.records import CustomerRecord, InventoryRecord, OrderItemRecord, OrderRecord, PaymentRecord
-from integrations.sandbox.shopify import ShopifySandbox
+from integrations.records import CustomerRecord, InventoryRecord
 from integrations.sandbox.signing import shopify_delivery, sign_shopify
 from integrations.sandbox.testing import sandbox_connection
+from integrations.tests.providers.test_shopify import ORDER_1001
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopify_webhooks"
 NOW = datetime(2026, 5, 1, 14, 15, 31, tzinfo=UTC)
@@ -176,21 +176,15 @@ def test_the_shopify_provider_declares_webhooks_and_delegates_to_this_module():
 
 
 @pytest.fixture
-def store(settings):
-    settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1", "localhost"]
-    sandbox = ShopifySandbox().start()
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
 def provider():
     return get_provider("shopify")
 
 
 @pytest.fixture
-def connection(provider, store):
-    return sandbox_connection(provider, config=store.config(), credentials=store.credentials(), rate_limiting=False)
+def connection(provider, shopify_sandbox):
+    return sandbox_connection(
+        provider, config=shopify_sandbox.config(), credentials=shopify_sandbox.credentials(), rate_limiting=False
+    )
 
 
 @pytest.fixture
@@ -208,52 +202,6 @@ def handle(provider, connection, topic: str, payload: dict):
     body, headers = shopify_delivery(payload, SECRET, topic=topic, webhook_id="w-1", event_id="e-1")
     event = provider.parse_webhook(headers=headers, body=body)
     return provider.webhook_handlers()[topic](event, connection)
-
-
-ORDER_1001 = OrderRecord(
-    external_id="450789469",
-    source_updated_at=datetime(2026, 5, 1, 6, 15, 30, tzinfo=EDT),
-    external_number="#1001",
-    currency="USD",
-    placed_at=datetime(2026, 5, 1, 6, 15, 29, tzinfo=EDT),
-    channel="online_store",
-    status="confirmed",
-    payment_status="paid",
-    fulfillment_status="unfulfilled",
-    items=[
-        OrderItemRecord(
-            sku="RING-18K-SOL-6",
-            name="18k Solitaire Ring - Size 6",
-            quantity=1,
-            unit_price=Decimal("398.00"),
-            external_id="466157049",
-            attributes={"variant": "Size 6"},
-        )
-    ],
-    subtotal=Decimal("398.00"),
-    discount_total=Decimal("0"),
-    tax_total=Decimal("11.94"),
-    shipping_total=Decimal("0"),
-    total=Decimal("409.94"),
-    customer=CustomerRecord(
-        external_id="207119551", source_updated_at=None, name="Bob Norman", email="bob.norman@mail.example.com"
-    ),
-    payments=[
-        PaymentRecord(
-            external_id="order-450789469",
-            source_updated_at=datetime(2026, 5, 1, 6, 15, 30, tzinfo=EDT),
-            provider="shopify",
-            amount=Decimal("409.94"),
-            currency="USD",
-            status="captured",
-            method="",
-            captured_amount=Decimal("409.94"),
-            refunded_amount=Decimal("0"),
-            order_reference="450789469",
-            customer_external_id="207119551",
-        )
-    ],
-)
 
 
 @pytest.mark.parametrize(
@@ -294,17 +242,17 @@ def test_an_order_the_mapper_cannot_read_fails_as_a_bad_record(provider, offline
         handle(provider, offline_connection, "orders/updated", {**fixture("orders_create"), "total_price": "lots"})
 
 
-def test_refunds_create_reads_the_order_back(provider, connection, store):
+def test_refunds_create_reads_the_order_back(provider, connection, shopify_sandbox):
     payload = {**fixture("refunds_create"), "order_id": 450789470}
 
     outcome = handle(provider, connection, "refunds/create", payload)
 
-    assert [r.path for r in store.requests] == ["/admin/api/2026-04/orders/450789470.json"]
-    assert (outcome.resource, outcome.records) == ("orders", mappers.order_records(store.order(450789470)))
+    assert [r.path for r in shopify_sandbox.requests] == ["/admin/api/2026-04/orders/450789470.json"]
+    assert (outcome.resource, outcome.records) == ("orders", mappers.order_records(shopify_sandbox.order(450789470)))
 
 
-def test_refunds_create_for_a_deleted_order_is_noted(provider, connection, store):
-    store.delete("orders", 450789470)
+def test_refunds_create_for_a_deleted_order_is_noted(provider, connection, shopify_sandbox):
+    shopify_sandbox.delete("orders", 450789470)
 
     outcome = handle(provider, connection, "refunds/create", {**fixture("refunds_create"), "order_id": 450789470})
 
@@ -349,10 +297,10 @@ def test_customer_topics_give_the_customer(provider, offline_connection, topic):
 
 
 @pytest.mark.parametrize("topic", ["products/create", "products/update"])
-def test_product_topics_give_one_record_per_variant_in_the_shops_currency(provider, connection, store, topic):
+def test_product_topics_give_one_record_per_variant_in_the_shops_currency(provider, connection, shopify_sandbox, topic):
     outcome = handle(provider, connection, topic, fixture("products_update"))
 
-    assert [r.path for r in store.requests] == ["/admin/api/2026-04/shop.json"]
+    assert [r.path for r in shopify_sandbox.requests] == ["/admin/api/2026-04/shop.json"]
     assert outcome.resource == "products"
     assert [(r.external_id, r.sku, r.name, r.price, r.currency) for r in outcome.records] == [
         ("39072855", "RING-18K-SOL-5", "18k Solitaire Ring - 5", Decimal("398.00"), "USD"),
@@ -364,9 +312,9 @@ def test_product_topics_give_one_record_per_variant_in_the_shops_currency(provid
     assert {r.source_updated_at for r in outcome.records} == {datetime(2026, 5, 4, 8, 0, tzinfo=EDT)}
 
 
-def test_inventory_levels_update_sums_every_location_of_the_item(provider, connection, store):
-    store.set_inventory_level(808950810, 655441491, 6)
-    expected = sum(level["available"] or 0 for level in store.levels_for(808950810))
+def test_inventory_levels_update_sums_every_location_of_the_item(provider, connection, shopify_sandbox):
+    shopify_sandbox.set_inventory_level(808950810, 655441491, 6)
+    expected = sum(level["available"] or 0 for level in shopify_sandbox.levels_for(808950810))
 
     outcome = handle(provider, connection, "inventory_levels/update", fixture("inventory_levels_update"))
 
@@ -375,9 +323,9 @@ def test_inventory_levels_update_sums_every_location_of_the_item(provider, conne
     assert (record.external_id, record.sku, record.quantity) == ("808950810", "RING-18K-SOL-5", expected)
     assert isinstance(record, InventoryRecord)
     assert record.source_updated_at == max(
-        datetime.fromisoformat(level["updated_at"]) for level in store.levels_for(808950810)
+        datetime.fromisoformat(level["updated_at"]) for level in shopify_sandbox.levels_for(808950810)
     )
-    assert [r.path for r in store.requests] == [
+    assert [r.path for r in shopify_sandbox.requests] == [
         "/admin/api/2026-04/inventory_items/808950810.json",
         "/admin/api/2026-04/inventory_levels.json",
     ]

@@ -21,7 +21,7 @@ from integrations.providers.stripe.client import (
     form_encode,
 )
 from integrations.records import PaymentRecord
-from integrations.sandbox.stripe import DAY, StripeSandbox
+from integrations.sandbox.stripe import DAY
 from integrations.sandbox.testing import sandbox_connection
 from integrations.tests.providers.contract import ProviderContract, read_all
 
@@ -30,24 +30,8 @@ PAGE = 5
 
 
 @pytest.fixture
-def make_stripe_sandbox(settings):
-    settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1", "localhost"]
-    started = []
-
-    def make(**options):
-        options.setdefault("now", lambda: NOW)
-        sandbox = StripeSandbox(**options).start()
-        started.append(sandbox)
-        return sandbox
-
-    yield make
-    for sandbox in started:
-        sandbox.stop()
-
-
-@pytest.fixture
 def sandbox(make_stripe_sandbox):
-    return make_stripe_sandbox()
+    return make_stripe_sandbox(now=lambda: NOW)
 
 
 @pytest.fixture
@@ -514,7 +498,7 @@ def test_live_keys_get_the_live_rate_limit(provider, sandbox):
 
 
 def test_the_sandboxs_own_rate_limit_is_waited_out(provider, make_stripe_sandbox, fake_time):
-    sandbox = make_stripe_sandbox(rate_limit=True, per_second=2, clock=fake_time.monotonic)
+    sandbox = make_stripe_sandbox(rate_limit=True, per_second=2, clock=fake_time.monotonic, now=lambda: NOW)
     client = StripeClient(connect(provider, sandbox))
 
     for _ in range(3):

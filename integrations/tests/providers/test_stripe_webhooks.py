@@ -14,7 +14,6 @@ from integrations.providers.stripe import webhooks
 from integrations.records import CustomerRecord, PaymentRecord
 from integrations.sandbox.server import SandboxApp, SandboxResponse
 from integrations.sandbox.signing import encode, sign_stripe
-from integrations.sandbox.stripe import StripeSandbox
 from integrations.sandbox.testing import sandbox_connection
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
@@ -372,11 +371,8 @@ def test_handler_refuses_an_unknown_currency():
 
 
 @pytest.fixture
-def stripe_sandbox(settings):
-    settings.INTEGRATIONS_ALLOWED_LOCAL_HOSTS = ["127.0.0.1", "localhost"]
-    sandbox = StripeSandbox(now=lambda: 1_800_000_000).start()
-    yield sandbox
-    sandbox.stop()
+def stripe_sandbox(make_stripe_sandbox):
+    return make_stripe_sandbox(now=lambda: 1_800_000_000)
 
 
 @pytest.fixture
