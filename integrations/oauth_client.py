@@ -47,9 +47,9 @@ from integrations.http import RetryPolicy, parse_retry_after
 if TYPE_CHECKING:
     from integrations.providers.base import OAuthSpec
 
-# Seconds-until-expiry fields of a token response for the refresh token. Only `refresh_token_expires_in` is
-# common; `x_refresh_token_expires_in` is Intuit's (providers/quickbooks.md §3).
-REFRESH_EXPIRY_FIELDS = ("refresh_token_expires_in", "x_refresh_token_expires_in")
+# The common seconds-until-expiry field of a token response for the refresh token; a provider names its own
+# (`OAuthSpec.refresh_expiry_fields`).
+REFRESH_EXPIRY_FIELD = "refresh_token_expires_in"
 ERROR_TEXT_CHARS = 200
 
 
@@ -189,7 +189,12 @@ def parse_token_response(data: dict[str, Any], *, spec: OAuthSpec, now: datetime
     if access_lifetime is None and spec.access_token_lifetime is not None:
         access_lifetime = spec.access_token_lifetime.total_seconds()
     refresh_lifetime = next(
-        (s for s in (_seconds(data.get(name)) for name in REFRESH_EXPIRY_FIELDS) if s is not None), None
+        (
+            s
+            for s in (_seconds(data.get(name)) for name in (REFRESH_EXPIRY_FIELD, *spec.refresh_expiry_fields))
+            if s is not None
+        ),
+        None,
     )
     refresh_token_value = str(data.get("refresh_token") or "")
     if refresh_lifetime is None and refresh_token_value and spec.refresh_token_lifetime is not None:

@@ -198,6 +198,8 @@ class OAuthSpec:
     access_token_lifetime: timedelta | None = None  # when the token response has no expires_in
     refresh_token_lifetime: timedelta | None = None  # known lifetime: warn staff some days before it runs out
     rotates_refresh_token: bool = False  # the provider issues a new refresh token on every refresh
+    # Token-response fields (seconds) with the refresh token's lifetime, besides the common refresh_token_expires_in.
+    refresh_expiry_fields: tuple[str, ...] = ()
 
 
 @dataclass

@@ -75,6 +75,7 @@ OAUTH = OAuthSpec(
     # 100 days, extended by every use (sheet §3); the token response's x_refresh_token_expires_in is preferred.
     refresh_token_lifetime=timedelta(days=100),
     rotates_refresh_token=True,
+    refresh_expiry_fields=("x_refresh_token_expires_in",),  # Intuit's name for it (sheet §3)
 )
 # Where the sandbox serves the OAuth endpoints under `oauth_base_url` (the real paths of the three URLs above).
 OAUTH_PATHS = {
