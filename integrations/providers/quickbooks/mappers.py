@@ -167,6 +167,9 @@ def customer_record(raw: Mapping[str, Any]) -> CustomerRecord:
 
 
 # --- pull: items ------------------------------------------------------------------------------------------------------
+_LONGEST_FIRST = sorted(CATEGORIES, key=len, reverse=True)
+
+
 def item_category(raw: Mapping[str, Any]) -> str:
     if raw.get("Type") == "Service":
         name = (text(raw.get("FullyQualifiedName")) or text(raw.get("Name"))).lower()
@@ -177,9 +180,9 @@ def item_category(raw: Mapping[str, Any]) -> str:
         if candidate in CATEGORIES:
             return CATEGORIES[candidate]
     words = path.lower()
-    for word, value in CATEGORIES.items():
+    for word in _LONGEST_FIRST:  # "earring" before "ring", "engagement ring" before "ring"
         if word in words:
-            return value
+            return CATEGORIES[word]
     return "other"
 
 

@@ -583,3 +583,19 @@ def test_a_second_sync_reads_only_what_changed(qb_integration, qb_sandbox, run_s
 
     assert Customer.objects.get(email=customer["PrimaryEmailAddr"]["Address"]).notes == "Anniversary"
     assert run.updated == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("Diamond Stud Earrings", "earrings"),
+        ("Pearl Earring", "earrings"),
+        ("Engagement Ring 1ct", "engagement_ring"),
+        ("18k Solitaire Ring", "ring"),
+        ("Earrings:Hoops", "earrings"),
+        ("Gift card", "other"),
+    ],
+)
+def test_an_items_category_is_the_longest_category_word_in_its_name(name, category):
+    """'Earrings' contains 'ring': the longest match decides, not the first in the table."""
+    assert mappers.item_category({"Type": "Inventory", "Name": name, "FullyQualifiedName": name}) == category
