@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.sandbox.testing import make_shopify_sandbox, shopify_sandbox  # noqa: F401
+from integrations.sandbox.testing import (  # noqa: F401 (fixtures for every integrations test)
+    make_qb_sandbox,
+    make_shopify_sandbox,
+    make_stripe_sandbox,
+    qb_sandbox,
+    shopify_sandbox,
+)
 from integrations.tests.fakes import FakeProvider, FakeStore
 from jewelia.core.actors import Actor
 

@@ -17,10 +17,7 @@ from django.core import signing
 from integrations.models import IdentityMapping, Integration, OAuthState
 from integrations.oauth import STATE_SALT
 from integrations.providers.registry import get_provider
-from integrations.tests.providers import test_quickbooks as qb_fixtures
 
-# The QuickBooks sandbox fixtures (127.0.0.1 allowed, the app's client id and secret set).
-make_qb_sandbox, qb_sandbox = qb_fixtures.make_qb_sandbox, qb_fixtures.qb_sandbox
 CALLBACK_PATH = "/api/oauth/callback/"
 
 

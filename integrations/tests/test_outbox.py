@@ -29,7 +29,7 @@ from orders.services import customer_create, customer_update, order_create, orde
 from orders.services.orders import ItemInput
 
 # Fixtures shared with the connect-flow tests.
-make_qb_sandbox, qb_sandbox, make_qb_integration = flow.make_qb_sandbox, flow.qb_sandbox, flow.make_qb_integration
+make_qb_integration = flow.make_qb_integration
 staff_session = flow.staff_session
 
 ACTOR = Actor("user", "1", "staff")

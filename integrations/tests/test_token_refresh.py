@@ -21,7 +21,7 @@ from integrations.sync.connection import connection_build
 from integrations.tests import test_oauth_flow as flow
 
 # Fixtures shared with the connect-flow tests.
-make_qb_sandbox, qb_sandbox, make_qb_integration = flow.make_qb_sandbox, flow.qb_sandbox, flow.make_qb_integration
+make_qb_integration = flow.make_qb_integration
 staff_session, oauth_connect = flow.staff_session, flow.oauth_connect
 
 PROVIDER = get_provider("quickbooks")

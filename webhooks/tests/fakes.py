@@ -31,6 +31,7 @@ from integrations.providers.base import (
     Resource,
     WebhookOutcome,
     WebhookSignatureError,
+    signature_matches,
 )
 from integrations.records import PaymentRecord
 from integrations.tests.fakes import FakeProvider, at
@@ -71,10 +72,7 @@ class FakeHooksProvider(Provider):
         given = headers.get(SIGNATURE_HEADER)
         if not given:
             raise WebhookSignatureError("missing signature header")
-        matched = False
-        for secret in secrets:
-            matched |= hmac.compare_digest(sign(body, secret).encode(), given.encode())
-        if not matched:
+        if not signature_matches(expected=[sign(body, secret) for secret in secrets], received=[given]):
             raise WebhookSignatureError("signature mismatch")
 
     def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:

@@ -4,14 +4,7 @@ import pytest
 
 from integrations.http import RetryPolicy, http_overrides
 from integrations.ratelimit import LocalRateLimiter
-from integrations.sandbox.testing import (  # noqa: F401
-    FakeClock,
-    make_qb_sandbox,
-    make_shopify_sandbox,
-    make_stripe_sandbox,
-    qb_sandbox,
-    shopify_sandbox,
-)
+from integrations.sandbox.testing import FakeClock  # the sandboxes' fixtures come from integrations/tests/conftest.py
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from integrations.providers.quickbooks.client import (
 from integrations.providers.quickbooks.provider import OAUTH
 from integrations.providers.registry import get_provider
 from integrations.records import CustomerRecord, PaymentRecord, ProductRecord
-from integrations.sandbox import testing as sandbox_testing
 from integrations.sandbox.quickbooks import COMPANY_TZ
 from integrations.sandbox.testing import sandbox_connection
 from integrations.tests.providers.contract import ProviderContract, read_all
@@ -41,10 +40,6 @@ def fixture(name: str):
 
 
 # --- shared fixtures (imported by the other test_quickbooks_* modules) ----------------------------------------------
-
-# The sandbox's own fixtures (`integrations.sandbox.testing`), also offered here to the modules that take them from
-# this one.
-make_qb_sandbox, qb_sandbox = sandbox_testing.make_qb_sandbox, sandbox_testing.qb_sandbox
 
 
 @pytest.fixture
