@@ -280,8 +280,10 @@ def _revoke_quietly(provider: Provider, integration: Integration, credentials: d
 
 # --- losing and ending a grant ----------------------------------------------------------------------------------------
 def integration_auth_lost(*, integration_id: Any, reason: str) -> bool:
-    """The provider refused to refresh the grant: mark the integration disconnected (its health alert, sent once
-    on the change, carries the reconnect link). Returns whether this call disconnected it."""
+    """The provider refused the grant (a refresh answered invalid_grant, the app was uninstalled): mark the
+    integration disconnected; its health is refreshed once the caller's transaction commits, so the alert (sent
+    once on the change, with the reconnect link) never reports a change that rolled back. Returns whether this
+    call disconnected it."""
     changed = (
         Integration.objects.filter(pk=integration_id)
         .exclude(status__in=[IntegrationStatus.DISCONNECTED, IntegrationStatus.DRAFT])
@@ -291,7 +293,9 @@ def integration_auth_lost(*, integration_id: Any, reason: str) -> bool:
         logger.warning("integration %s: disconnected, the provider refused the grant: %s", integration_id, reason)
         from integrations.health import integration_health_refresh
 
-        integration_health_refresh(integration=Integration.objects.get(pk=integration_id))
+        transaction.on_commit(
+            lambda: integration_health_refresh(integration=Integration.objects.get(pk=integration_id))
+        )
     return bool(changed)
 
 

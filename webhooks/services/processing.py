@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from integrations.errors import BadRecordError, ProviderError
 from integrations.models import Integration, IntegrationStatus
+from integrations.oauth import integration_auth_lost
 from integrations.providers import registry
 from integrations.providers.base import InboundEvent, Provider, WebhookOutcome
 from integrations.sync.connection import connection_build
@@ -315,17 +316,9 @@ def outcome_apply(*, integration: Integration, provider: Provider, event: Webhoo
 
 
 def _integration_disconnect(integration: Integration, *, reason: str) -> None:
-    """Mark the integration disconnected (the provider says the connection is gone, e.g. the app was
-    uninstalled) the way the sync engine does on an auth failure, then refresh its health after commit so the
-    change of state alerts once."""
-    from integrations.health import integration_health_refresh
-
-    Integration.objects.filter(pk=integration.pk).update(
-        status=IntegrationStatus.DISCONNECTED, updated_at=timezone.now()
-    )
+    """The provider says the connection is gone (the app was uninstalled): the same path as a refused grant."""
+    integration_auth_lost(integration_id=integration.pk, reason=f"a webhook said so: {reason}")
     integration.status = IntegrationStatus.DISCONNECTED
-    logger.warning("integration %s disconnected by a webhook: %s", integration.pk, reason)
-    transaction.on_commit(lambda: integration_health_refresh(integration=integration))
 
 
 def _fail(event: WebhookEvent, error: str, *, now: datetime) -> None:
